@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The demo gateway of `make run` / `make stop`: Debian's nginx with the module
+# on 127.0.0.1:8080, demo tool APIs served by the same nginx on 127.0.0.1:8081
+# and :8082, dev keys and the example policy, all under build/run/.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${AGENTGOV_BUILD:-$root/build}
+nginx=${NGINX_BIN:-/usr/sbin/nginx}
+run=$build/run
+cli=$build/agentgov
+port=${AGENTGOV_DEMO_PORT:-8080}
+
+stop() {
+    if [ -f "$run/nginx.pid" ] && kill -0 "$(cat "$run/nginx.pid")" 2>/dev/null; then
+        "$nginx" -p "$run/" -c "$run/nginx.conf" -s quit 2>/dev/null || true
+        for _ in $(seq 50); do
+            [ -f "$run/nginx.pid" ] || break
+            sleep 0.1
+        done
+        echo "agentgov demo stopped"
+    else
+        echo "agentgov demo is not running"
+    fi
+}
+
+start() {
+    mkdir -p "$run/keys" "$run/logs" "$run/tmp"
+    chmod 700 "$run/keys"
+
+    # dev keys: an identity provider for agents and people ("agentgov-dev")
+    if [ ! -f "$run/keys/idp.pem" ]; then
+        "$cli" keygen --type p256 --out "$run/keys/idp.pem" --jwks "$run/keys/idp.jwks.json" >/dev/null
+    fi
+
+    cp "$root/policies/example.json" "$run/policy.json"
+    "$cli" policy check "$run/policy.json" >/dev/null
+
+    cat > "$run/nginx.conf" <<CONF
+load_module $build/ngx_http_agentgov_module.so;
+worker_processes 2;
+pid $run/nginx.pid;
+error_log $run/logs/error.log info;
+events { worker_connections 1024; }
+http {
+    access_log $run/logs/access.log;
+    client_body_temp_path $run/tmp/body;
+    proxy_temp_path $run/tmp/proxy;
+    fastcgi_temp_path $run/tmp/fastcgi;
+    uwsgi_temp_path $run/tmp/uwsgi;
+    scgi_temp_path $run/tmp/scgi;
+
+    agentgov_policy policy.json;
+    agentgov_trust  agentgov-dev keys/idp.jwks.json;
+
+    log_format agentgov '\$remote_addr [\$time_local] "\$request_method \$uri" \$status '
+                        'agent=\$agentgov_agent tool=\$agentgov_tool '
+                        'decision=\$agentgov_decision rule=\$agentgov_rule id=\$agentgov_request_id';
+
+    # the gateway
+    server {
+        listen 127.0.0.1:$port;
+        access_log $run/logs/gateway.log agentgov;
+
+        location /tools/tickets/ {
+            agentgov on;
+            agentgov_tool tickets;
+            proxy_pass http://127.0.0.1:8081/;
+        }
+        location /tools/payments/ {
+            agentgov on;
+            agentgov_tool payments;
+            proxy_pass http://127.0.0.1:8082/;
+        }
+    }
+
+    # demo tool APIs
+    server {
+        listen 127.0.0.1:8081;
+        default_type application/json;
+        location / { return 200 '{"tool": "tickets", "method": "\$request_method", "path": "\$uri"}\n'; }
+    }
+    server {
+        listen 127.0.0.1:8082;
+        default_type application/json;
+        location / { return 200 '{"tool": "payments", "method": "\$request_method", "path": "\$uri"}\n'; }
+    }
+}
+CONF
+
+    stop >/dev/null
+    "$nginx" -p "$run/" -c "$run/nginx.conf"
+
+    agent=$("$cli" token --key "$run/keys/idp.pem" --iss agentgov-dev --sub support-bot --ttl 12h)
+    approver=$("$cli" token --key "$run/keys/idp.pem" --iss agentgov-dev --sub alice \
+                 --groups finance --ttl 12h)
+    echo "$agent" > "$run/agent.token"
+    echo "$approver" > "$run/approver.token"
+
+    cat <<TXT
+agentgov demo running on http://127.0.0.1:$port (logs in $run/logs)
+
+agent token (support-bot, also in $run/agent.token):
+$agent
+
+approver token (alice, group finance, also in $run/approver.token):
+$approver
+
+  AGENT=\$(cat $run/agent.token)
+
+allowed (reads a ticket):
+  curl -i -H "Agent-Authorization: Bearer \$AGENT" http://127.0.0.1:$port/tools/tickets/v1/tickets/42
+
+denied (bulk export is never part of a task):
+  curl -i -H "Agent-Authorization: Bearer \$AGENT" http://127.0.0.1:$port/tools/tickets/v1/export/all
+
+held (a refund over 5000 needs finance approval; until approvals are enabled it is refused):
+  curl -i -H "Agent-Authorization: Bearer \$AGENT" -H 'Content-Type: application/json' \\
+       -d '{"amount": 9000, "currency": "EUR"}' http://127.0.0.1:$port/tools/payments/v1/refunds
+
+stop it with: make stop
+TXT
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    *) echo "usage: demo.sh start|stop" >&2; exit 2 ;;
+esac

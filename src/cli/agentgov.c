@@ -1,0 +1,1556 @@
+/*
+ * agentgov: the command-line companion of the nginx module. It links the same
+ * engine (src/core) as the module, so `policy eval` decides a call exactly as
+ * the gateway's rule step does.
+ *
+ *   agentgov policy check FILE [--strict]
+ *   agentgov policy eval FILE CALL.json [--trace] [--bench N]
+ *   agentgov policy test FILE CASES.json
+ *   agentgov token --key KEY.pem --iss ISS --sub SUB [...]
+ *   agentgov keygen --out KEY.pem [--type ed25519|p256|rsa] [...]
+ *   agentgov version | help
+ *
+ * Exit codes: 0 success, 1 a check or a test failed (or a policy did not load),
+ * 2 usage, I/O or malformed input.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <jansson.h>
+
+#include "ag_call.h"
+#include "ag_json.h"
+#include "ag_jwt.h"
+#include "ag_policy.h"
+
+#ifndef AGENTGOV_VERSION
+#define AGENTGOV_VERSION  "0.1.0"
+#endif
+
+#define AG_CLI_OK         0
+#define AG_CLI_FAIL       1
+#define AG_CLI_USAGE      2
+
+#define AG_CLI_ERRLEN     512
+#define AG_CLI_FILE_MAX   (64 * 1024 * 1024)
+#define AG_CLI_BENCH_MAX  1000000000L
+
+
+typedef struct {
+    ag_call_t        call;
+    ag_header_t     *hdrs;
+} ag_cli_call_t;
+
+typedef struct {
+    json_t          *arr;
+    int              failed;
+} ag_cli_trace_t;
+
+typedef struct {
+    const char      *name;
+    json_t          *call;
+    const char      *expect;
+    json_t          *rule;       /* NULL: not checked; json null: no rule */
+    json_t          *error;
+    json_t          *monitor;
+} ag_cli_case_t;
+
+
+static const char  ag_cli_usage_text[] =
+    "usage: agentgov <command> [arguments]\n"
+    "\n"
+    "  policy check FILE [--strict]\n"
+    "  policy eval FILE CALL.json [--trace] [--bench N]\n"
+    "  policy test FILE CASES.json\n"
+    "  token --key KEY.pem --iss ISS --sub SUB [--aud AUD]... [--ttl 1h]\n"
+    "        [--kid KID] [--groups a,b] [--claim name=value]...\n"
+    "  keygen --out KEY.pem [--type ed25519|p256|rsa] [--jwks JWKS.json]\n"
+    "        [--kid KID] [--force]\n"
+    "  version\n"
+    "  help\n"
+    "\n"
+    "Exit status: 0 success, 1 check or test failed, 2 usage or I/O error.\n";
+
+
+/* --- small helpers -------------------------------------------------------- */
+
+static int
+ag_cli_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "agentgov: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nrun \"agentgov help\" for usage\n");
+    return AG_CLI_USAGE;
+}
+
+
+/*
+ * Matches argv[*i] against an option that takes a value, given as
+ * "--name value" or "--name=value". Returns 1 and sets *val on a match,
+ * 0 when argv[*i] is another argument, -1 when the value is missing.
+ */
+static int
+ag_cli_opt(int argc, char **argv, int *i, const char *name, const char **val)
+{
+    size_t       n;
+    const char  *a;
+
+    a = argv[*i];
+    n = strlen(name);
+
+    if (strncmp(a, name, n) != 0) {
+        return 0;
+    }
+
+    if (a[n] == '=') {
+        *val = a + n + 1;
+        return 1;
+    }
+
+    if (a[n] != '\0') {
+        return 0;
+    }
+
+    if (*i + 1 >= argc) {
+        ag_cli_usage("option %s needs a value", name);
+        return -1;
+    }
+
+    *i += 1;
+    *val = argv[*i];
+    return 1;
+}
+
+
+/* Reads a whole file ("-" is stdin) into a malloc'd, NUL-terminated buffer. */
+static char *
+ag_cli_read(const char *path, size_t *len)
+{
+    FILE    *f;
+    char    *buf, *nbuf;
+    size_t   cap, n, r;
+
+    f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "agentgov: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+
+    buf = NULL;
+    cap = 0;
+    n = 0;
+
+    for ( ;; ) {
+        if (cap - n < 4096) {
+            cap = cap ? cap * 2 : 16384;
+            nbuf = cap <= AG_CLI_FILE_MAX ? realloc(buf, cap + 1) : NULL;
+            if (nbuf == NULL) {
+                fprintf(stderr, "agentgov: %s: too large or out of memory\n",
+                        path);
+                goto fail;
+            }
+            buf = nbuf;
+        }
+
+        r = fread(buf + n, 1, cap - n, f);
+        n += r;
+
+        if (r == 0) {
+            break;
+        }
+    }
+
+    if (ferror(f)) {
+        fprintf(stderr, "agentgov: %s: read error\n", path);
+        goto fail;
+    }
+
+    if (f != stdin) {
+        fclose(f);
+    }
+
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+
+fail:
+
+    free(buf);
+    if (f != stdin) {
+        fclose(f);
+    }
+    return NULL;
+}
+
+
+/* Reads and strictly parses a JSON file: duplicate keys and the rest of what
+   ag_json_parse refuses are input errors here too. */
+static json_t *
+ag_cli_read_json(const char *path)
+{
+    char     err[AG_CLI_ERRLEN];
+    char    *data;
+    size_t   len;
+    json_t  *v;
+
+    data = ag_cli_read(path, &len);
+    if (data == NULL) {
+        return NULL;
+    }
+
+    v = ag_json_parse(data, len, err, sizeof(err));
+    free(data);
+
+    if (v == NULL) {
+        fprintf(stderr, "agentgov: %s: %s\n", path, err);
+    }
+
+    return v;
+}
+
+
+/* Creates path with mode and writes data; refuses to replace a file unless
+   force, and then replaces it by unlinking first so the new mode applies. */
+static int
+ag_cli_write(const char *path, const char *data, size_t len, mode_t mode,
+    int force)
+{
+    int      fd;
+    ssize_t  w;
+    size_t   done;
+
+    if (force && unlink(path) != 0 && errno != ENOENT) {
+        fprintf(stderr, "agentgov: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd == -1) {
+        fprintf(stderr, "agentgov: %s: %s%s\n", path, strerror(errno),
+                errno == EEXIST ? " (use --force to replace it)" : "");
+        return -1;
+    }
+
+    for (done = 0; done < len; done += (size_t) w) {
+        w = write(fd, data + done, len - done);
+        if (w == -1 && errno == EINTR) {
+            w = 0;
+            continue;
+        }
+        if (w <= 0) {
+            fprintf(stderr, "agentgov: %s: %s\n", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+    }
+
+    if (close(fd) != 0) {
+        fprintf(stderr, "agentgov: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+ag_cli_print_json(json_t *v)
+{
+    char  *s;
+
+    s = json_dumps(v, JSON_INDENT(2));
+    if (s == NULL) {
+        fprintf(stderr, "agentgov: out of memory\n");
+        return -1;
+    }
+
+    printf("%s\n", s);
+    free(s);
+    return 0;
+}
+
+
+/* --- policy check --------------------------------------------------------- */
+
+typedef struct {
+    const char  *file;
+    int          count;
+} ag_cli_lint_t;
+
+
+static void
+ag_cli_lint_warn(void *data, const char *msg)
+{
+    ag_cli_lint_t  *l = data;
+
+    fprintf(stderr, "%s: warning: %s\n", l->file, msg);
+    l->count++;
+}
+
+
+static int
+ag_cli_policy_check(int argc, char **argv)
+{
+    int             i, strict;
+    char            err[AG_CLI_ERRLEN];
+    const char     *file;
+    ag_policy_t    *p;
+    ag_cli_lint_t   lint;
+
+    file = NULL;
+    strict = 0;
+
+    for (i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--strict") == 0) {
+            strict = 1;
+
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            return ag_cli_usage("policy check: unknown option %s", argv[i]);
+
+        } else if (file == NULL) {
+            file = argv[i];
+
+        } else {
+            return ag_cli_usage("policy check: unexpected argument %s",
+                                argv[i]);
+        }
+    }
+
+    if (file == NULL) {
+        return ag_cli_usage("%s", "policy check: FILE is missing");
+    }
+
+    p = ag_policy_load_file(file, err, sizeof(err));
+    if (p == NULL) {
+        fprintf(stderr, "%s: %s\n", file, err);
+        return AG_CLI_FAIL;
+    }
+
+    lint.file = file;
+    lint.count = 0;
+    ag_policy_lint(p, ag_cli_lint_warn, &lint);
+
+    printf("%s: ok (sha256 %s", file, ag_policy_sha256(p));
+    if (lint.count) {
+        printf(", %d warning%s", lint.count, lint.count == 1 ? "" : "s");
+    }
+    printf(")\n");
+
+    ag_policy_free(p);
+
+    return (strict && lint.count) ? AG_CLI_FAIL : AG_CLI_OK;
+}
+
+
+/* --- deciding a call ------------------------------------------------------ */
+
+static size_t
+ag_cli_count_headers(json_t *obj)
+{
+    size_t       n;
+    json_t      *h, *v;
+    const char  *k;
+
+    n = 0;
+    h = json_object_get(obj, "headers");
+
+    /* an array value is a header sent more than once */
+    json_object_foreach(h, k, v) {
+        n += json_is_array(v) ? json_array_size(v) : 1;
+    }
+
+    return n ? n : 1;
+}
+
+
+/*
+ * Builds a call from its JSON description, filling what the gateway would know
+ * besides: the owner of a named agent and the tool that lists the call's
+ * host (forward-proxy use). Without "time", ag_call_from_json takes now.
+ */
+static int
+ag_cli_call_init(const ag_policy_t *p, json_t *obj, ag_cli_call_t *cc,
+    char *err, size_t errlen)
+{
+    size_t              n;
+    const ag_tool_t    *t;
+    const ag_agent_t   *a;
+
+    memset(cc, 0, sizeof(*cc));
+
+    if (!json_is_object(obj)) {
+        snprintf(err, errlen, "a call must be a JSON object");
+        return -1;
+    }
+
+    n = ag_cli_count_headers(obj);
+    cc->hdrs = calloc(n, sizeof(ag_header_t));
+    if (cc->hdrs == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
+    if (ag_call_from_json(obj, &cc->call, cc->hdrs, n, err, errlen) != 0) {
+        free(cc->hdrs);
+        cc->hdrs = NULL;
+        return -1;
+    }
+
+    if (cc->call.agent.len && cc->call.owner.len == 0) {
+        a = ag_policy_agent_by_name(p, cc->call.agent.p, cc->call.agent.len);
+        if (a != NULL && a->owner != NULL) {
+            cc->call.owner.p = a->owner;
+            cc->call.owner.len = strlen(a->owner);
+        }
+    }
+
+    if (cc->call.tool.len == 0 && cc->call.host.len) {
+        t = ag_policy_tool_by_host(p, cc->call.host.p, cc->call.host.len);
+        if (t != NULL) {
+            cc->call.tool.p = t->name;
+            cc->call.tool.len = strlen(t->name);
+        }
+    }
+
+
+    return 0;
+}
+
+
+static void
+ag_cli_call_free(ag_cli_call_t *cc)
+{
+    free(cc->hdrs);
+    cc->hdrs = NULL;
+}
+
+
+static void
+ag_cli_trace(void *data, const ag_rule_t *rule, int matched, const char *why)
+{
+    json_t          *e;
+    ag_cli_trace_t  *t = data;
+
+    e = json_pack("{s:s, s:b, s:s?}", "rule", rule->id, "matched", matched,
+                  "why", why);
+
+    if (json_array_append_new(t->arr, e) != 0) {
+        t->failed = 1;
+    }
+}
+
+
+/* The SPEC section 9 code the gateway answers for a decision of its rules. */
+static const char *
+ag_cli_error_code(ag_effect_t effect)
+{
+    switch (effect) {
+    case AG_DENY:
+        return "denied";
+    case AG_HOLD:
+        return "approval_pending";
+    default:
+        return NULL;
+    }
+}
+
+
+static json_t *
+ag_cli_result(const ag_decision_t *d, const char *error, json_t *trace)
+{
+    char     name[32];
+    size_t   i;
+    json_t  *r, *holds, *m;
+
+    holds = json_array();
+    for (i = 0; holds != NULL && i < d->nholds; i++) {
+        if (json_array_append_new(holds, json_string(d->holds[i]->id)) != 0) {
+            json_decref(holds);
+            holds = NULL;
+        }
+    }
+
+    if (holds == NULL) {
+        json_decref(trace);
+        return NULL;
+    }
+
+    r = json_pack("{s:s, s:s?, s:s, s:o}",
+                  "decision", ag_effect_name(d->effect),
+                  "rule", d->rule ? d->rule->id : NULL,
+                  "reason", d->reason ? d->reason : "",
+                  "holds", holds);
+    if (r == NULL) {
+        json_decref(trace);
+        return NULL;
+    }
+
+    if (d->monitor_effect != AG_EFFECT_NONE && d->monitor_rule != NULL) {
+        snprintf(name, sizeof(name), "monitor-%s",
+                 ag_effect_name(d->monitor_effect));
+        m = json_pack("{s:s, s:s}", "decision", name,
+                      "rule", d->monitor_rule->id);
+        if (json_object_set_new(r, "monitor", m) != 0) {
+            goto fail;
+        }
+    }
+
+    if (error != NULL
+        && json_object_set_new(r, "error", json_string(error)) != 0)
+    {
+        goto fail;
+    }
+
+    if (trace != NULL && json_object_set_new(r, "trace", trace) != 0) {
+        trace = NULL;
+        goto fail;
+    }
+
+    return r;
+
+fail:
+
+    json_decref(trace);
+    json_decref(r);
+    return NULL;
+}
+
+
+/*
+ * The steps of the gateway's check order that need no gateway state: the tool
+ * must exist, and when the call names an intent, the intent must exist and
+ * list the tool. Returns NULL when the call passes, else the reason and *error.
+ */
+static const char *
+ag_cli_scope(const ag_policy_t *p, const ag_call_t *call, const char **error)
+{
+    size_t              i;
+    const ag_tool_t    *t;
+    const ag_intent_t  *in;
+
+    *error = "denied";
+
+    if (call->tool.len == 0) {
+        return call->host.len ? "no tool of the policy serves this host"
+                              : "the call names no tool";
+    }
+
+    t = ag_policy_tool(p, call->tool.p, call->tool.len);
+    if (t == NULL) {
+        return "unknown tool";
+    }
+
+    if (call->intent.len == 0) {
+        return NULL;
+    }
+
+    *error = "out_of_scope";
+
+    in = ag_policy_intent(p, call->intent.p, call->intent.len);
+    if (in == NULL) {
+        return "unknown intent";
+    }
+
+    for (i = 0; i < in->ntools; i++) {
+        if (strcmp(in->tools[i], t->name) == 0) {
+            return NULL;
+        }
+    }
+
+    return "tool not in the intent's tools";
+}
+
+
+/* Decides a call and describes the decision as `policy eval` prints it. */
+static json_t *
+ag_cli_decide(const ag_policy_t *p, const ag_call_t *call, int trace)
+{
+    const char      *error;
+    ag_decision_t    d;
+    ag_cli_trace_t   tr;
+
+    memset(&d, 0, sizeof(d));
+    tr.arr = NULL;
+    tr.failed = 0;
+
+    if (trace) {
+        tr.arr = json_array();
+        if (tr.arr == NULL) {
+            return NULL;
+        }
+    }
+
+    d.reason = ag_cli_scope(p, call, &error);
+
+    if (d.reason != NULL) {
+        d.effect = AG_DENY;
+        return ag_cli_result(&d, error, tr.arr);
+    }
+
+    if (ag_policy_eval(p, call, &d, trace ? ag_cli_trace : NULL, &tr) != 0) {
+        fprintf(stderr, "agentgov: evaluation failed: %s\n",
+                d.reason ? d.reason : "(no reason)");
+    }
+
+    if (tr.failed) {
+        json_decref(tr.arr);
+        return NULL;
+    }
+
+    return ag_cli_result(&d, ag_cli_error_code(d.effect), tr.arr);
+}
+
+
+/* --- policy eval ---------------------------------------------------------- */
+
+static void
+ag_cli_bench(const ag_policy_t *p, const ag_call_t *call, long n)
+{
+    long             i;
+    double           ns;
+    ag_decision_t    d;
+    struct timespec  t0, t1;
+
+    (void) ag_policy_eval(p, call, &d, NULL, NULL);
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+
+    for (i = 0; i < n; i++) {
+        (void) ag_policy_eval(p, call, &d, NULL, NULL);
+    }
+
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+
+    ns = (double) (t1.tv_sec - t0.tv_sec) * 1e9
+         + (double) (t1.tv_nsec - t0.tv_nsec);
+
+    fprintf(stderr, "eval: %.0f ns/call (%ld calls, %s)\n", ns / (double) n,
+            n, ag_effect_name(d.effect));
+}
+
+
+static int
+ag_cli_eval_args(int argc, char **argv, const char **file, const char **callf,
+    int *trace, long *bench)
+{
+    int          i, rc;
+    char        *end;
+    const char  *v;
+
+    for (i = 0; i < argc; i++) {
+        rc = ag_cli_opt(argc, argv, &i, "--bench", &v);
+        if (rc < 0) {
+            return -1;
+        }
+
+        if (rc == 1) {
+            errno = 0;
+            *bench = strtol(v, &end, 10);
+            if (errno || *end != '\0' || *bench < 1
+                || *bench > AG_CLI_BENCH_MAX)
+            {
+                ag_cli_usage("--bench: %s is not a count from 1", v);
+                return -1;
+            }
+
+        } else if (strcmp(argv[i], "--trace") == 0) {
+            *trace = 1;
+
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            ag_cli_usage("policy eval: unknown option %s", argv[i]);
+            return -1;
+
+        } else if (*file == NULL) {
+            *file = argv[i];
+
+        } else if (*callf == NULL) {
+            *callf = argv[i];
+
+        } else {
+            ag_cli_usage("policy eval: unexpected argument %s", argv[i]);
+            return -1;
+        }
+    }
+
+    if (*callf == NULL) {
+        ag_cli_usage("%s", "policy eval: FILE and CALL.json are needed");
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+ag_cli_policy_eval(int argc, char **argv)
+{
+    int             trace, rc;
+    long            bench;
+    char            err[AG_CLI_ERRLEN];
+    json_t         *obj, *res;
+    const char     *file, *callf;
+    ag_policy_t    *p;
+    ag_cli_call_t   cc;
+
+    file = NULL;
+    callf = NULL;
+    trace = 0;
+    bench = 0;
+
+    if (ag_cli_eval_args(argc, argv, &file, &callf, &trace, &bench) != 0) {
+        return AG_CLI_USAGE;
+    }
+
+    p = ag_policy_load_file(file, err, sizeof(err));
+    if (p == NULL) {
+        fprintf(stderr, "%s: %s\n", file, err);
+        return AG_CLI_FAIL;
+    }
+
+    rc = AG_CLI_USAGE;
+    obj = ag_cli_read_json(callf);
+    if (obj == NULL) {
+        goto done;
+    }
+
+    if (ag_cli_call_init(p, obj, &cc, err, sizeof(err)) != 0) {
+        fprintf(stderr, "agentgov: %s: %s\n", callf, err);
+        goto done;
+    }
+
+    res = ag_cli_decide(p, &cc.call, trace);
+    if (res == NULL) {
+        fprintf(stderr, "agentgov: out of memory\n");
+
+    } else if (ag_cli_print_json(res) == 0) {
+        rc = AG_CLI_OK;
+    }
+
+    if (bench) {
+        ag_cli_bench(p, &cc.call, bench);
+    }
+
+    json_decref(res);
+    ag_cli_call_free(&cc);
+
+done:
+
+    json_decref(obj);
+    ag_policy_free(p);
+    return rc;
+}
+
+
+/* --- policy test ---------------------------------------------------------- */
+
+/* An optional expectation: absent, null, or a string. */
+static int
+ag_cli_case_opt(json_t *c, const char *key, json_t **out, char *err,
+    size_t errlen)
+{
+    json_t  *v;
+
+    v = json_object_get(c, key);
+    if (v != NULL && !json_is_null(v) && !json_is_string(v)) {
+        snprintf(err, errlen, "\"%s\" must be a string or null", key);
+        return -1;
+    }
+
+    *out = v;
+    return 0;
+}
+
+
+static int
+ag_cli_case_parse(json_t *c, ag_cli_case_t *tc, char *err, size_t errlen)
+{
+    json_t      *v;
+    const char  *k;
+
+    memset(tc, 0, sizeof(*tc));
+
+    if (!json_is_object(c)) {
+        snprintf(err, errlen, "a case must be an object");
+        return -1;
+    }
+
+    json_object_foreach(c, k, v) {
+        if (strcmp(k, "name") && strcmp(k, "call") && strcmp(k, "expect")
+            && strcmp(k, "rule") && strcmp(k, "error")
+            && strcmp(k, "monitor"))
+        {
+            snprintf(err, errlen, "unknown key \"%s\"", k);
+            return -1;
+        }
+    }
+
+    tc->name = json_string_value(json_object_get(c, "name"));
+    tc->call = json_object_get(c, "call");
+    tc->expect = json_string_value(json_object_get(c, "expect"));
+
+    if (tc->expect == NULL
+        || (strcmp(tc->expect, "allow") && strcmp(tc->expect, "deny")
+            && strcmp(tc->expect, "hold")))
+    {
+        snprintf(err, errlen, "\"expect\" must be allow, deny or hold");
+        return -1;
+    }
+
+    if (!json_is_object(tc->call)) {
+        snprintf(err, errlen, "\"call\" must be an object");
+        return -1;
+    }
+
+    if (ag_cli_case_opt(c, "rule", &tc->rule, err, errlen) != 0
+        || ag_cli_case_opt(c, "error", &tc->error, err, errlen) != 0
+        || ag_cli_case_opt(c, "monitor", &tc->monitor, err, errlen) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* Whether an expectation (NULL: unchecked; json null: must be absent or
+   null) holds for the result's string value. */
+static int
+ag_cli_expect_ok(json_t *want, const char *got)
+{
+    if (want == NULL) {
+        return 1;
+    }
+
+    if (json_is_null(want)) {
+        return got == NULL;
+    }
+
+    return got != NULL && strcmp(json_string_value(want), got) == 0;
+}
+
+
+static const char *
+ag_cli_expect_str(json_t *want)
+{
+    return json_is_string(want) ? json_string_value(want) : "none";
+}
+
+
+static int
+ag_cli_case_check(const ag_cli_case_t *tc, json_t *res, char *msg,
+    size_t msglen)
+{
+    int          n;
+    const char  *got, *rule, *error, *mon;
+
+    got = json_string_value(json_object_get(res, "decision"));
+    rule = json_string_value(json_object_get(res, "rule"));
+    error = json_string_value(json_object_get(res, "error"));
+    mon = json_string_value(json_object_get(json_object_get(res, "monitor"),
+                                            "decision"));
+
+    if (got != NULL && strcmp(tc->expect, got) == 0
+        && ag_cli_expect_ok(tc->rule, rule)
+        && ag_cli_expect_ok(tc->error, error)
+        && ag_cli_expect_ok(tc->monitor, mon))
+    {
+        return 1;
+    }
+
+    n = snprintf(msg, msglen, "expected %s", tc->expect);
+
+    if (tc->rule && n >= 0 && (size_t) n < msglen) {
+        n += snprintf(msg + n, msglen - n, " rule %s",
+                      ag_cli_expect_str(tc->rule));
+    }
+    if (tc->error && n >= 0 && (size_t) n < msglen) {
+        n += snprintf(msg + n, msglen - n, " error %s",
+                      ag_cli_expect_str(tc->error));
+    }
+    if (tc->monitor && n >= 0 && (size_t) n < msglen) {
+        n += snprintf(msg + n, msglen - n, " monitor %s",
+                      ag_cli_expect_str(tc->monitor));
+    }
+    if (n >= 0 && (size_t) n < msglen) {
+        n += snprintf(msg + n, msglen - n, " got %s (rule %s",
+                      got ? got : "nothing", rule ? rule : "none");
+    }
+    if (tc->error && n >= 0 && (size_t) n < msglen) {
+        n += snprintf(msg + n, msglen - n, ", error %s",
+                      error ? error : "none");
+    }
+    if (tc->monitor && n >= 0 && (size_t) n < msglen) {
+        n += snprintf(msg + n, msglen - n, ", monitor %s",
+                      mon ? mon : "none");
+    }
+    if (n >= 0 && (size_t) n < msglen) {
+        snprintf(msg + n, msglen - n, ")");
+    }
+
+    return 0;
+}
+
+
+/* Runs one case; returns 1 when it passed. */
+static int
+ag_cli_case_run(const ag_policy_t *p, json_t *c, size_t n)
+{
+    int             ok;
+    char            err[AG_CLI_ERRLEN], msg[AG_CLI_ERRLEN * 2];
+    char            dflt[32];
+    json_t         *res;
+    ag_cli_call_t   cc;
+    ag_cli_case_t   tc;
+
+    snprintf(dflt, sizeof(dflt), "case %zu", n);
+
+    if (ag_cli_case_parse(c, &tc, err, sizeof(err)) != 0) {
+        printf("not ok %zu - %s: bad case: %s\n", n,
+               json_string_value(json_object_get(c, "name"))
+               ? json_string_value(json_object_get(c, "name")) : dflt, err);
+        return 0;
+    }
+
+    if (tc.name == NULL) {
+        tc.name = dflt;
+    }
+
+    if (ag_cli_call_init(p, tc.call, &cc, err, sizeof(err)) != 0) {
+        printf("not ok %zu - %s: bad call: %s\n", n, tc.name, err);
+        return 0;
+    }
+
+    res = ag_cli_decide(p, &cc.call, 0);
+    ag_cli_call_free(&cc);
+
+    if (res == NULL) {
+        printf("not ok %zu - %s: out of memory\n", n, tc.name);
+        return 0;
+    }
+
+    ok = ag_cli_case_check(&tc, res, msg, sizeof(msg));
+    json_decref(res);
+
+    if (ok) {
+        printf("ok %zu - %s\n", n, tc.name);
+    } else {
+        printf("not ok %zu - %s: %s\n", n, tc.name, msg);
+    }
+
+    return ok;
+}
+
+
+static int
+ag_cli_policy_test(int argc, char **argv)
+{
+    char          err[AG_CLI_ERRLEN];
+    size_t        i, passed, failed;
+    json_t       *doc, *cases;
+    ag_policy_t  *p;
+
+    if (argc != 2 || argv[0][0] == '-' || argv[1][0] == '-') {
+        return ag_cli_usage("%s",
+                            "policy test: FILE and CASES.json are needed");
+    }
+
+    p = ag_policy_load_file(argv[0], err, sizeof(err));
+    if (p == NULL) {
+        fprintf(stderr, "%s: %s\n", argv[0], err);
+        return AG_CLI_FAIL;
+    }
+
+    doc = ag_cli_read_json(argv[1]);
+    cases = json_object_get(doc, "cases");
+
+    if (!json_is_array(cases)) {
+        if (doc != NULL) {
+            fprintf(stderr, "agentgov: %s: expected {\"cases\": [...]}\n",
+                    argv[1]);
+        }
+        json_decref(doc);
+        ag_policy_free(p);
+        return AG_CLI_USAGE;
+    }
+
+    passed = 0;
+    failed = 0;
+
+    for (i = 0; i < json_array_size(cases); i++) {
+        if (ag_cli_case_run(p, json_array_get(cases, i), i + 1)) {
+            passed++;
+        } else {
+            failed++;
+        }
+    }
+
+    printf("%zu passed, %zu failed\n", passed, failed);
+
+    json_decref(doc);
+    ag_policy_free(p);
+
+    return failed ? AG_CLI_FAIL : AG_CLI_OK;
+}
+
+
+static int
+ag_cli_policy(int argc, char **argv)
+{
+    if (argc < 1) {
+        return ag_cli_usage("%s", "policy: check, eval or test?");
+    }
+
+    if (strcmp(argv[0], "check") == 0) {
+        return ag_cli_policy_check(argc - 1, argv + 1);
+    }
+
+    if (strcmp(argv[0], "eval") == 0) {
+        return ag_cli_policy_eval(argc - 1, argv + 1);
+    }
+
+    if (strcmp(argv[0], "test") == 0) {
+        return ag_cli_policy_test(argc - 1, argv + 1);
+    }
+
+    return ag_cli_usage("policy: unknown subcommand %s", argv[0]);
+}
+
+
+/* --- token ---------------------------------------------------------------- */
+
+typedef struct {
+    const char  *key;
+    const char  *iss;
+    const char  *sub;
+    const char  *ttl;
+    const char  *kid;
+    const char  *groups;
+    json_t      *aud;       /* array of strings */
+    json_t      *extra;     /* --claim values, in order */
+} ag_cli_token_t;
+
+
+/* "name=value": a value that parses as JSON is used as JSON, else as a
+   string. */
+static int
+ag_cli_claim(json_t *extra, const char *arg)
+{
+    char        *name;
+    json_t      *v;
+    const char  *eq;
+
+    eq = strchr(arg, '=');
+    if (eq == NULL || eq == arg) {
+        ag_cli_usage("--claim %s: expected name=value", arg);
+        return -1;
+    }
+
+    v = json_loads(eq + 1, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+    if (v == NULL) {
+        v = json_string(eq + 1);
+        if (v == NULL) {
+            ag_cli_usage("--claim %s: not valid UTF-8", arg);
+            return -1;
+        }
+    }
+
+    name = strndup(arg, (size_t) (eq - arg));
+    if (name == NULL || json_object_set_new(extra, name, v) != 0) {
+        free(name);
+        fprintf(stderr, "agentgov: out of memory\n");
+        return -1;
+    }
+
+    free(name);
+    return 0;
+}
+
+
+static int
+ag_cli_token_opt(int argc, char **argv, int *i, ag_cli_token_t *o)
+{
+    int           k, rc;
+    const char   *v;
+    const char  **slot[] = { &o->key, &o->iss, &o->sub, &o->ttl, &o->kid,
+                             &o->groups };
+    static const char *names[] = { "--key", "--iss", "--sub", "--ttl",
+                                   "--kid", "--groups" };
+
+    for (k = 0; k < 6; k++) {
+        rc = ag_cli_opt(argc, argv, i, names[k], slot[k]);
+        if (rc != 0) {
+            return rc < 0 ? -1 : 0;
+        }
+    }
+
+    rc = ag_cli_opt(argc, argv, i, "--aud", &v);
+    if (rc != 0) {
+        if (rc > 0 && json_array_append_new(o->aud, json_string(v)) != 0) {
+            ag_cli_usage("--aud %s: not valid UTF-8", v);
+            return -1;
+        }
+        return rc < 0 ? -1 : 0;
+    }
+
+    rc = ag_cli_opt(argc, argv, i, "--claim", &v);
+    if (rc != 0) {
+        return rc < 0 ? -1 : ag_cli_claim(o->extra, v);
+    }
+
+    ag_cli_usage("token: unknown argument %s", argv[*i]);
+    return -1;
+}
+
+
+static json_t *
+ag_cli_groups(const char *list)
+{
+    json_t      *a;
+    const char  *p, *e;
+
+    a = json_array();
+
+    for (p = list; a != NULL && *p != '\0'; p = *e ? e + 1 : e) {
+        e = strchr(p, ',');
+        if (e == NULL) {
+            e = p + strlen(p);
+        }
+
+        if (e > p
+            && json_array_append_new(a, json_stringn(p, (size_t) (e - p))) != 0)
+        {
+            json_decref(a);
+            a = NULL;
+        }
+    }
+
+    return a;
+}
+
+
+static json_t *
+ag_cli_token_claims(const ag_cli_token_t *o, int64_t ttl)
+{
+    int            i;
+    char           jti[33];
+    json_t        *c, *aud;
+    time_t         now;
+    unsigned char  rnd[16];
+
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        return NULL;
+    }
+
+    for (i = 0; i < 16; i++) {
+        snprintf(jti + 2 * i, 3, "%02x", rnd[i]);
+    }
+
+    now = time(NULL);
+    aud = json_array_size(o->aud) == 1 ? json_array_get(o->aud, 0) : o->aud;
+
+    c = json_pack("{s:s, s:s, s:O, s:I, s:I, s:s}",
+                  "iss", o->iss, "sub", o->sub, "aud", aud,
+                  "iat", (json_int_t) now, "exp", (json_int_t) (now + ttl),
+                  "jti", jti);
+    if (c == NULL) {
+        return NULL;
+    }
+
+    if (o->groups != NULL
+        && json_object_set_new(c, "groups", ag_cli_groups(o->groups)) != 0)
+    {
+        json_decref(c);
+        return NULL;
+    }
+
+    /* a --claim replaces a standard claim of the same name: tests need
+       tokens that are expired, early or for another audience */
+    if (json_object_update(c, o->extra) != 0) {
+        json_decref(c);
+        return NULL;
+    }
+
+    return c;
+}
+
+
+static int
+ag_cli_token_sign(const ag_cli_token_t *o, int64_t ttl)
+{
+    int        rc;
+    char       err[AG_CLI_ERRLEN], kid[128];
+    char      *tok;
+    json_t    *claims;
+    EVP_PKEY  *key;
+
+    key = ag_key_load_private(o->key, err, sizeof(err));
+    if (key == NULL) {
+        fprintf(stderr, "agentgov: %s\n", err);     /* err names the file */
+        return AG_CLI_USAGE;
+    }
+
+    rc = AG_CLI_USAGE;
+    claims = NULL;
+    tok = NULL;
+
+    if (o->kid == NULL && ag_key_thumbprint(key, kid, sizeof(kid)) != 0) {
+        fprintf(stderr, "agentgov: %s: cannot compute the thumbprint\n",
+                o->key);
+        goto done;
+    }
+
+    claims = ag_cli_token_claims(o, ttl);
+    if (claims == NULL) {
+        fprintf(stderr, "agentgov: cannot build the claims\n");
+        goto done;
+    }
+
+    if (ag_jwt_sign(key, o->kid ? o->kid : kid, "JWT", claims, &tok, err,
+                    sizeof(err)) != 0)
+    {
+        fprintf(stderr, "agentgov: sign: %s\n", err);
+        goto done;
+    }
+
+    printf("%s\n", tok);
+    rc = AG_CLI_OK;
+
+done:
+
+    free(tok);
+    json_decref(claims);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+
+static int
+ag_cli_token(int argc, char **argv)
+{
+    int             i, rc;
+    int64_t         ttl;
+    ag_cli_token_t  o;
+
+    memset(&o, 0, sizeof(o));
+    o.ttl = "1h";
+    o.aud = json_array();
+    o.extra = json_object();
+    rc = AG_CLI_USAGE;
+
+    if (o.aud == NULL || o.extra == NULL) {
+        goto done;
+    }
+
+    for (i = 0; i < argc; i++) {
+        if (ag_cli_token_opt(argc, argv, &i, &o) != 0) {
+            goto done;
+        }
+    }
+
+    if (o.key == NULL || o.iss == NULL || o.sub == NULL) {
+        ag_cli_usage("%s", "token: --key, --iss and --sub are needed");
+        goto done;
+    }
+
+    ttl = ag_duration_parse(o.ttl, strlen(o.ttl));
+    if (ttl <= 0) {
+        ag_cli_usage("--ttl %s: expected a duration like 90s, 10m, 1h, 2d",
+                     o.ttl);
+        goto done;
+    }
+
+    if (json_array_size(o.aud) == 0
+        && json_array_append_new(o.aud, json_string("agentgov")) != 0)
+    {
+        goto done;
+    }
+
+    rc = ag_cli_token_sign(&o, ttl);
+
+done:
+
+    json_decref(o.aud);
+    json_decref(o.extra);
+    return rc;
+}
+
+
+/* --- keygen --------------------------------------------------------------- */
+
+static EVP_PKEY *
+ag_cli_keygen_new(const char *type)
+{
+    if (strcmp(type, "ed25519") == 0) {
+        return EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    }
+
+    if (strcmp(type, "p256") == 0) {
+        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    }
+
+    if (strcmp(type, "rsa") == 0) {
+        return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t) 2048);
+    }
+
+    return NULL;
+}
+
+
+static int
+ag_cli_write_pem(const char *path, EVP_PKEY *key, int force)
+{
+    int     rc;
+    BIO    *bio;
+    char   *data;
+    long    len;
+
+    bio = BIO_new(BIO_s_mem());
+    if (bio == NULL) {
+        return -1;
+    }
+
+    rc = -1;
+
+    if (PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) != 1) {
+        fprintf(stderr, "agentgov: cannot encode the key\n");
+        goto done;
+    }
+
+    len = BIO_get_mem_data(bio, &data);
+    if (len > 0) {
+        rc = ag_cli_write(path, data, (size_t) len, 0600, force);
+    }
+
+done:
+
+    BIO_free(bio);
+    return rc;
+}
+
+
+static int
+ag_cli_write_jwks(const char *path, EVP_PKEY *key, const char *kid, int force)
+{
+    int      rc;
+    char    *s;
+    size_t   len;
+    json_t  *jwks;
+
+    jwks = json_pack("{s:[o]}", "keys", ag_jwk_public(key, kid));
+    if (jwks == NULL) {
+        fprintf(stderr, "agentgov: cannot build the JWKS\n");
+        return -1;
+    }
+
+    s = json_dumps(jwks, JSON_INDENT(2));
+    json_decref(jwks);
+
+    if (s == NULL) {
+        fprintf(stderr, "agentgov: out of memory\n");
+        return -1;
+    }
+
+    len = strlen(s);
+    s[len] = '\n';     /* json_dumps' NUL: the length is known */
+
+    rc = ag_cli_write(path, s, len + 1, 0644, force);
+
+    free(s);
+    return rc;
+}
+
+
+typedef struct {
+    const char  *out;
+    const char  *type;
+    const char  *jwks;
+    const char  *kid;
+    int          force;
+} ag_cli_keygen_t;
+
+
+static int
+ag_cli_keygen_opt(int argc, char **argv, int *i, ag_cli_keygen_t *o)
+{
+    int           k, rc;
+    const char  **slot[] = { &o->out, &o->type, &o->jwks, &o->kid };
+    static const char *names[] = { "--out", "--type", "--jwks", "--kid" };
+
+    if (strcmp(argv[*i], "--force") == 0) {
+        o->force = 1;
+        return 0;
+    }
+
+    for (k = 0; k < 4; k++) {
+        rc = ag_cli_opt(argc, argv, i, names[k], slot[k]);
+        if (rc != 0) {
+            return rc < 0 ? -1 : 0;
+        }
+    }
+
+    ag_cli_usage("keygen: unknown argument %s", argv[*i]);
+    return -1;
+}
+
+
+static int
+ag_cli_keygen_args(int argc, char **argv, ag_cli_keygen_t *o)
+{
+    int          i;
+    const char  *f;
+
+    for (i = 0; i < argc; i++) {
+        if (ag_cli_keygen_opt(argc, argv, &i, o) != 0) {
+            return -1;
+        }
+    }
+
+    if (o->out == NULL) {
+        ag_cli_usage("%s", "keygen: --out is needed");
+        return -1;
+    }
+
+    if (strcmp(o->type, "ed25519") && strcmp(o->type, "p256")
+        && strcmp(o->type, "rsa"))
+    {
+        ag_cli_usage("--type %s: expected ed25519, p256 or rsa", o->type);
+        return -1;
+    }
+
+    /* refuse before generating, so that a refusal leaves nothing half done */
+    for (i = 0; !o->force && i < 2; i++) {
+        f = i ? o->jwks : o->out;
+        if (f != NULL && access(f, F_OK) == 0) {
+            fprintf(stderr, "agentgov: %s: File exists (use --force to "
+                    "replace it)\n", f);
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+ag_cli_keygen(int argc, char **argv)
+{
+    int              rc;
+    char             kid[128];
+    EVP_PKEY        *key;
+    ag_cli_keygen_t  o;
+
+    memset(&o, 0, sizeof(o));
+    o.type = "ed25519";
+
+    if (ag_cli_keygen_args(argc, argv, &o) != 0) {
+        return AG_CLI_USAGE;
+    }
+
+    key = ag_cli_keygen_new(o.type);
+    if (key == NULL) {
+        fprintf(stderr, "agentgov: cannot generate a %s key\n", o.type);
+        return AG_CLI_USAGE;
+    }
+
+    rc = AG_CLI_USAGE;
+
+    if (o.kid == NULL) {
+        if (ag_key_thumbprint(key, kid, sizeof(kid)) != 0) {
+            fprintf(stderr, "agentgov: cannot compute the thumbprint\n");
+            goto done;
+        }
+        o.kid = kid;
+    }
+
+    if (ag_cli_write_pem(o.out, key, o.force) != 0) {
+        goto done;
+    }
+
+    if (o.jwks != NULL && ag_cli_write_jwks(o.jwks, key, o.kid, o.force) != 0)
+    {
+        goto done;
+    }
+
+    printf("%s\n", o.kid);
+    rc = AG_CLI_OK;
+
+done:
+
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+
+/* --- main ----------------------------------------------------------------- */
+
+static int
+ag_cli_version(void)
+{
+    char  pcre[64];
+
+    if (pcre2_config(PCRE2_CONFIG_VERSION, pcre) < 0) {
+        snprintf(pcre, sizeof(pcre), "unknown");
+    }
+
+    printf("agentgov %s (%s, PCRE2 %s, jansson %s)\n", AGENTGOV_VERSION,
+           OpenSSL_version(OPENSSL_VERSION), pcre, jansson_version_str());
+    return AG_CLI_OK;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    int          rc;
+    const char  *cmd;
+
+    if (argc < 2) {
+        fputs(ag_cli_usage_text, stderr);
+        return AG_CLI_USAGE;
+    }
+
+    cmd = argv[1];
+
+    if (strcmp(cmd, "policy") == 0) {
+        rc = ag_cli_policy(argc - 2, argv + 2);
+
+    } else if (strcmp(cmd, "token") == 0) {
+        rc = ag_cli_token(argc - 2, argv + 2);
+
+    } else if (strcmp(cmd, "keygen") == 0) {
+        rc = ag_cli_keygen(argc - 2, argv + 2);
+
+    } else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        rc = ag_cli_version();
+
+    } else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0
+               || strcmp(cmd, "-h") == 0)
+    {
+        fputs(ag_cli_usage_text, stdout);
+        rc = AG_CLI_OK;
+
+    } else {
+        rc = ag_cli_usage("unknown command %s", cmd);
+    }
+
+    if (fflush(stdout) != 0 && rc == AG_CLI_OK) {
+        fprintf(stderr, "agentgov: write error: %s\n", strerror(errno));
+        rc = AG_CLI_USAGE;
+    }
+
+    return rc;
+}

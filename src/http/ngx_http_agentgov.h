@@ -1,0 +1,103 @@
+/*
+ * Declarations shared by the nginx glue of agentgov: configuration, the
+ * per-request context and the functions one glue file offers the others.
+ */
+
+#ifndef NGX_HTTP_AGENTGOV_H
+#define NGX_HTTP_AGENTGOV_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ag_call.h"
+#include "ag_policy.h"
+#include "ag_jwt.h"
+#include "ag_spiffe.h"
+
+
+#define NGX_HTTP_AGENTGOV_OFF      0
+#define NGX_HTTP_AGENTGOV_ON       1
+#define NGX_HTTP_AGENTGOV_MONITOR  2
+
+
+typedef struct {
+    ngx_str_t            policy_file;
+    ag_policy_t         *policy;
+    ag_trust_t          *trust;          /* JWT issuers */
+    ag_spiffe_trust_t   *spiffe;         /* SPIFFE trust domain bundles */
+    ngx_str_t            audience;
+    ngx_flag_t           governed;       /* some location has agentgov on */
+} ngx_http_agentgov_main_conf_t;
+
+
+typedef struct {
+    ngx_uint_t           mode;
+    ngx_str_t            tool_name;
+    const ag_tool_t     *tool;           /* resolved at merge */
+    size_t               body_max;
+} ngx_http_agentgov_loc_conf_t;
+
+
+/* An answer the gateway gives instead of the tool's (SPEC section 9). */
+typedef struct {
+    ngx_uint_t           status;
+    const char          *code;
+    const char          *decision;       /* Agent-Decision */
+    ngx_str_t            message;
+} ngx_http_agentgov_refusal_t;
+
+
+typedef struct {
+    unsigned             started:1;      /* pre-body checks passed */
+    unsigned             reading_body:1;
+    unsigned             body_read:1;
+    unsigned             decided:1;
+    unsigned             forward_proxy:1;
+
+    ngx_int_t            rc;             /* the access handler's answer once decided */
+
+    u_char               request_id[32];
+
+    const ag_agent_t    *agent;
+    const ag_tool_t     *tool;
+    json_t              *claims;         /* verified agent JWT claims */
+    u_char              *spiffe_id;      /* NUL-terminated, from the pool */
+
+    ngx_str_t            path;           /* relative, normalised */
+    ngx_str_t            uri;            /* $agentgov_uri */
+    json_t              *body;           /* parsed JSON body */
+
+    ag_call_t            call;
+    ag_decision_t        decision;
+
+    ngx_str_t            decision_name;  /* $agentgov_decision */
+    ngx_str_t            rule;           /* $agentgov_rule */
+} ngx_http_agentgov_ctx_t;
+
+
+extern ngx_module_t  ngx_http_agentgov_module;
+
+
+/* ngx_http_agentgov_access.c */
+ngx_int_t ngx_http_agentgov_access_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_agentgov_subrequest_handler(ngx_http_request_t *r);
+ngx_http_agentgov_ctx_t *ngx_http_agentgov_get_ctx(ngx_http_request_t *r);
+
+/* ngx_http_agentgov_identity.c */
+ngx_int_t ngx_http_agentgov_identify(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
+ngx_int_t ngx_http_agentgov_init_process(ngx_cycle_t *cycle);
+void ngx_http_agentgov_exit_process(ngx_cycle_t *cycle);
+
+/* ngx_http_agentgov_respond.c */
+ngx_int_t ngx_http_agentgov_refuse(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
+ngx_table_elt_t *ngx_http_agentgov_find_header(ngx_http_request_t *r,
+    const char *name, size_t len, ngx_uint_t *count);
+ngx_int_t ngx_http_agentgov_remove_own_headers(ngx_http_request_t *r);
+
+/* ngx_http_agentgov_variables.c */
+ngx_int_t ngx_http_agentgov_add_variables(ngx_conf_t *cf);
+
+#endif /* NGX_HTTP_AGENTGOV_H */

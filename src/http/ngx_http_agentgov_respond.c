@@ -1,0 +1,213 @@
+/*
+ * What the gateway answers itself (the JSON errors of SPEC section 9) and what
+ * it changes in the request headers before a call leaves.
+ */
+
+#include "ngx_http_agentgov.h"
+
+
+static ngx_str_t  ngx_http_agentgov_json_type = ngx_string("application/json");
+
+
+/*
+ * Answer with {"error", "message", "rule", "request_id"} and Agent-Decision,
+ * finalize, and tell the phase engine the request is taken care of.
+ */
+
+ngx_int_t
+ngx_http_agentgov_refuse(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
+    ngx_http_agentgov_refusal_t *ref)
+{
+    char                      *text;
+    json_t                    *obj;
+    ngx_int_t                  rc;
+    ngx_table_elt_t           *h;
+    ngx_http_complex_value_t   cv;
+
+    if (ctx->decision_name.len == 0) {
+        ctx->decision_name.data = (u_char *) ref->decision;
+        ctx->decision_name.len = ngx_strlen(ref->decision);
+    }
+
+    obj = json_object();
+    if (obj == NULL) {
+        goto failed;
+    }
+
+    if (json_object_set_new(obj, "error", json_string(ref->code)) != 0
+        || json_object_set_new(obj, "message",
+                               json_stringn((char *) ref->message.data,
+                                            ref->message.len)) != 0
+        || (ctx->rule.len
+            && json_object_set_new(obj, "rule",
+                                   json_stringn((char *) ctx->rule.data,
+                                                ctx->rule.len)) != 0)
+        || json_object_set_new(obj, "request_id",
+                               json_stringn((char *) ctx->request_id,
+                                            sizeof(ctx->request_id))) != 0)
+    {
+        json_decref(obj);
+        goto failed;
+    }
+
+    text = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+
+    if (text == NULL) {
+        goto failed;
+    }
+
+    ngx_memzero(&cv, sizeof(ngx_http_complex_value_t));
+    cv.value.len = ngx_strlen(text);
+    cv.value.data = ngx_pnalloc(r->pool, cv.value.len + 1);
+
+    if (cv.value.data == NULL) {
+        free(text);
+        goto failed;
+    }
+
+    /* a newline makes the answer friendlier to curl and to line readers */
+    ngx_memcpy(cv.value.data, text, cv.value.len);
+    cv.value.data[cv.value.len++] = '\n';
+    free(text);
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        goto failed;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Agent-Decision");
+    h->value.data = (u_char *) ref->decision;
+    h->value.len = ngx_strlen(ref->decision);
+
+    rc = ngx_http_send_response(r, ref->status, &ngx_http_agentgov_json_type,
+                                &cv);
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+
+failed:
+
+    ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    return NGX_DONE;
+}
+
+
+ngx_table_elt_t *
+ngx_http_agentgov_find_header(ngx_http_request_t *r, const char *name,
+    size_t len, ngx_uint_t *count)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *found;
+
+    found = NULL;
+    *count = 0;
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+            if (h[i].key.len == len
+                && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+            {
+                if (found == NULL) {
+                    found = &h[i];
+                }
+
+                (*count)++;
+            }
+        }
+    }
+
+    return found;
+}
+
+
+static ngx_str_t  ngx_http_agentgov_own_headers[] = {
+    ngx_string("agent-authorization"),
+    ngx_string("agent-task"),
+    ngx_string("agent-approval"),
+    ngx_null_string
+};
+
+
+static ngx_uint_t
+ngx_http_agentgov_is_own_header(ngx_table_elt_t *h)
+{
+    ngx_str_t  *name;
+
+    for (name = ngx_http_agentgov_own_headers; name->len; name++) {
+        if (h->key.len == name->len
+            && ngx_strncasecmp(h->key.data, name->data, name->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * The proxy forwards every entry of r->headers_in.headers: clearing a hash
+ * only hides a header from $http_*, so the list is rebuilt without the
+ * gateway's own headers (NGINX-NOTES). The entries are copied by value, so
+ * the pointers headers_in keeps (host, content_length, ...) stay valid.
+ */
+
+ngx_int_t
+ngx_http_agentgov_remove_own_headers(ngx_http_request_t *r)
+{
+    ngx_uint_t        i, n, own;
+    ngx_list_t        old;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *copy;
+
+    n = 0;
+    own = 0;
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+            n++;
+            own += ngx_http_agentgov_is_own_header(&h[i]);
+        }
+    }
+
+    if (own == 0) {
+        return NGX_OK;
+    }
+
+    /* iterate a copy of the old list while the new one takes its place;
+       the copy's first part still links to the old later parts */
+    old = r->headers_in.headers;
+
+    if (ngx_list_init(&r->headers_in.headers, r->pool, n,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (part = &old.part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+            if (ngx_http_agentgov_is_own_header(&h[i])) {
+                continue;
+            }
+
+            copy = ngx_list_push(&r->headers_in.headers);
+            if (copy == NULL) {
+                return NGX_ERROR;
+            }
+
+            *copy = h[i];
+        }
+    }
+
+    return NGX_OK;
+}
