@@ -34,8 +34,7 @@ UNIT_BIN   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
 MODULE     := $(BUILD)/ngx_http_agentgov_module.so
 CLI        := $(BUILD)/agentgov
 
-PHONY_ := FORCE
-.PHONY: all deps deps-test test test-asan unit integration run stop clean bench
+.PHONY: all deps deps-test test test-asan unit integration run stop clean
 
 all: $(MODULE) $(CLI)
 
@@ -105,6 +104,10 @@ test: deps-test all $(UNIT_BIN)
 test-asan:
 	$(MAKE) BUILD=build/asan AGENTGOV_SANITIZE=1 \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+
+# fuzz targets (make fuzz) and their corpus replay in make test; make bench
+-include t/fuzz/fuzz.mk
+-include bench/bench.mk
 
 # --- the demo ------------------------------------------------------------------------
 
