@@ -149,7 +149,7 @@ ag_call_query_append(json_t *acc, const char *name, json_t *v)
  * call can point into it.
  */
 static int
-ag_call_query(json_t *obj, ag_call_t *call, char *err, size_t errlen)
+ag_call_json_query(json_t *obj, ag_call_t *call, char *err, size_t errlen)
 {
     const char  *name;
     json_t      *v, *e, *parts, *s;
@@ -432,7 +432,7 @@ ag_call_from_json(json_t *obj, ag_call_t *call, ag_header_t *hdrs,
     if (ag_call_scalars(obj, call, err, errlen) != 0
         || ag_call_headers(json_object_get(obj, "headers"), call, hdrs,
                            nhdrs_max, err, errlen) != 0
-        || ag_call_query(obj, call, err, errlen) != 0
+        || ag_call_json_query(obj, call, err, errlen) != 0
         || ag_call_mcp(json_object_get(obj, "mcp"), call, err, errlen) != 0)
     {
         return -1;

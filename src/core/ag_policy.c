@@ -300,11 +300,17 @@ ag_globs_match(const ag_globs_t *l, const char *s, size_t len)
 }
 
 
+/* Names appear in URLs (/agentgov/v1/agents/<name>/suspend), in delegation
+   chains ("root>child") and in headers: a small alphabet keeps them plain,
+   and the first character may not be '.', so "." and ".." are no names. */
 static int
 ag_name_ok(const char *s)
 {
     size_t  i;
 
+    if (s[0] == '.' || s[0] == '-' || s[0] == ':' || s[0] == '@') {
+        return 0;
+    }
     for (i = 0; s[i] != '\0'; i++) {
         if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')
               || (s[i] >= '0' && s[i] <= '9')
@@ -393,7 +399,8 @@ ag_want_name(ag_compile_t *c, const char *s)
 {
     if (!ag_name_ok(s)) {
         return ag_cerror(c, "invalid name \"%s\" (1 to %d letters, digits "
-                         "and . _ : @ -)", s, AG_NAME_MAX);
+                         "and . _ : @ -, not starting with . : @ -)", s,
+                         AG_NAME_MAX);
     }
     return 0;
 }

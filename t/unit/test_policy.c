@@ -1160,7 +1160,7 @@ invalid_rules(void **state)
     load_fails(P0 "'rules': [{'effect': 'allow'}]}", "/rules/0/id: required");
     load_fails(P0 "'rules': [{'id': 'a b', 'effect': 'allow'}]}",
                "/rules/0/id: invalid name \"a b\" (1 to 128 letters, digits "
-               "and . _ : @ -)");
+               "and . _ : @ -, not starting with . : @ -)");
     load_fails(P0 "'rules': [{'id': 'a', 'effect': 'allow'}, "
                "{'id': 'b', 'effect': 'allow'}, {'id': 'c', 'effect': 'permit'}]}",
                "/rules/2/effect: expected one of allow, deny, hold");
@@ -1439,9 +1439,12 @@ invalid_tools(void **state)
     load_fails(P0 "'tools': {'t': {'upstream': 'https://x/'}}}",
                "/tools/t/upstream: expected http:// or https:// and a host, without "
                "a trailing '/', query or fragment");
+    load_fails(P0 "'agents': {'..': {'owner': 'o', 'spiffe': 'spiffe://x/y'}}}",
+               "/agents/..: invalid name \"..\" (1 to 128 letters, digits and . _ "
+               ": @ -, not starting with . : @ -)");
     load_fails(P0 "'tools': {'bad/name': {}}}",
                "/tools/bad/name: invalid name \"bad/name\" (1 to 128 letters, digits "
-               "and . _ : @ -)");
+               "and . _ : @ -, not starting with . : @ -)");
     load_fails(P0 "'tools': {'t': {'pins': {'read': 'abc'}}}}",
                "/tools/t/pins/read: expected a SHA-256 in hex (64 characters)");
     load_fails(P0 "'tools': {'t': {'allow_secrets': ['aws_access_key', 'mine']}}}",
@@ -2286,8 +2289,8 @@ bench_eval(void **state)
         ag_policy_eval(p, &c, &d, NULL, NULL);
         assert_int_equal(d.effect, AG_ALLOW);
 
-        print_message("bench: %5d rules, %4d tools: %6.0f ns/eval\n", sizes[i],
-                      ntools, bench_ns(p, &c, 200000));
+        print_message("bench: %5d rules, %4d tool%s %6.0f ns/eval\n", sizes[i],
+                      ntools, ntools > 1 ? "s:" : ": ", bench_ns(p, &c, 200000));
         ag_policy_free(p);
 
         /* the same number of rules all on one tool (a worst case for the index) */
