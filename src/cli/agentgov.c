@@ -35,6 +35,7 @@
 #include "ag_call.h"
 #include "ag_json.h"
 #include "ag_jwt.h"
+#include "ag_util.h"
 #include "ag_policy.h"
 
 #ifndef AGENTGOV_VERSION
@@ -140,60 +141,20 @@ ag_cli_opt(int argc, char **argv, int *i, const char *name, const char **val)
 static char *
 ag_cli_read(const char *path, size_t *len)
 {
-    FILE    *f;
-    char    *buf, *nbuf;
-    size_t   cap, n, r;
+    char  *buf, err[256];
 
-    f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "agentgov: %s: %s\n", path, strerror(errno));
-        return NULL;
+    if (strcmp(path, "-") == 0) {
+        buf = ag_read_stream(stdin, "stdin", AG_CLI_FILE_MAX, len, err,
+                             sizeof(err));
+    } else {
+        buf = ag_read_file(path, AG_CLI_FILE_MAX, len, err, sizeof(err));
     }
 
-    buf = NULL;
-    cap = 0;
-    n = 0;
-
-    for ( ;; ) {
-        if (cap - n < 4096) {
-            cap = cap ? cap * 2 : 16384;
-            nbuf = cap <= AG_CLI_FILE_MAX ? realloc(buf, cap + 1) : NULL;
-            if (nbuf == NULL) {
-                fprintf(stderr, "agentgov: %s: too large or out of memory\n",
-                        path);
-                goto fail;
-            }
-            buf = nbuf;
-        }
-
-        r = fread(buf + n, 1, cap - n, f);
-        n += r;
-
-        if (r == 0) {
-            break;
-        }
+    if (buf == NULL) {
+        fprintf(stderr, "agentgov: %s\n", err);
     }
 
-    if (ferror(f)) {
-        fprintf(stderr, "agentgov: %s: read error\n", path);
-        goto fail;
-    }
-
-    if (f != stdin) {
-        fclose(f);
-    }
-
-    buf[n] = '\0';
-    *len = n;
     return buf;
-
-fail:
-
-    free(buf);
-    if (f != stdin) {
-        fclose(f);
-    }
-    return NULL;
 }
 
 

@@ -29,6 +29,7 @@
 
 #include "ag_json.h"
 #include "ag_jwt.h"
+#include "ag_util.h"
 
 
 #define AG_JWKS_MAX_FILE     (1024 * 1024)
@@ -103,28 +104,6 @@ typedef struct {
     char          *x;           /* EC, OKP: x; RSA: n */
     char          *y;           /* EC: y; RSA: e; OKP: NULL */
 } ag_pub_t;
-
-
-static void ag_err(char *err, size_t errlen, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-
-static void
-ag_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list  ap;
-
-    if (err == NULL || errlen == 0) {
-        return;
-    }
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 
 /* --- base64url (RFC 4648 section 5, no padding, canonical only) ------------- */
@@ -325,7 +304,7 @@ ag_jwk_ec(json_t *k, char *err, size_t errlen)
     EVP_PKEY      *pkey;
 
     if (!ag_json_str_eq(json_object_get(k, "crv"), "P-256")) {
-        ag_err(err, errlen, "EC key: \"crv\" is not \"P-256\"");
+        ag_errf(err, errlen, "EC key: \"crv\" is not \"P-256\"");
         return NULL;
     }
 
@@ -335,7 +314,7 @@ ag_jwk_ec(json_t *k, char *err, size_t errlen)
         || ag_json_b64url(k, "y", point + 1 + AG_P256_LEN, AG_P256_LEN + 1)
            != AG_P256_LEN)
     {
-        ag_err(err, errlen, "EC key: \"x\" and \"y\" must be 32 bytes of "
+        ag_errf(err, errlen, "EC key: \"x\" and \"y\" must be 32 bytes of "
                "base64url");
         return NULL;
     }
@@ -348,7 +327,7 @@ ag_jwk_ec(json_t *k, char *err, size_t errlen)
 
     pkey = ag_pkey_fromdata("EC", params);
     if (pkey == NULL) {
-        ag_err(err, errlen, "EC key: the point is not on the P-256 curve");
+        ag_errf(err, errlen, "EC key: the point is not on the P-256 curve");
     }
 
     return pkey;
@@ -363,12 +342,12 @@ ag_jwk_okp(json_t *k, char *err, size_t errlen)
     EVP_PKEY      *pkey;
 
     if (!ag_json_str_eq(json_object_get(k, "crv"), "Ed25519")) {
-        ag_err(err, errlen, "OKP key: \"crv\" is not \"Ed25519\"");
+        ag_errf(err, errlen, "OKP key: \"crv\" is not \"Ed25519\"");
         return NULL;
     }
 
     if (ag_json_b64url(k, "x", x, sizeof(x)) != AG_ED25519_LEN) {
-        ag_err(err, errlen, "OKP key: \"x\" must be 32 bytes of base64url");
+        ag_errf(err, errlen, "OKP key: \"x\" must be 32 bytes of base64url");
         return NULL;
     }
 
@@ -378,7 +357,7 @@ ag_jwk_okp(json_t *k, char *err, size_t errlen)
 
     pkey = ag_pkey_fromdata("ED25519", params);
     if (pkey == NULL) {
-        ag_err(err, errlen, "OKP key: not a valid Ed25519 public key");
+        ag_errf(err, errlen, "OKP key: not a valid Ed25519 public key");
     }
 
     return pkey;
@@ -399,7 +378,7 @@ ag_jwk_rsa(json_t *k, char *err, size_t errlen)
     nlen = ag_json_b64url(k, "n", nbuf, sizeof(nbuf));
     elen = ag_json_b64url(k, "e", ebuf, sizeof(ebuf));
     if (nlen <= 0 || elen <= 0) {
-        ag_err(err, errlen, "RSA key: \"n\" and \"e\" must be base64url "
+        ag_errf(err, errlen, "RSA key: \"n\" and \"e\" must be base64url "
                "(e at most %zu bytes, n at most %d bits)", sizeof(ebuf),
                AG_RSA_MAX_BITS);
         return NULL;
@@ -411,19 +390,19 @@ ag_jwk_rsa(json_t *k, char *err, size_t errlen)
     n = BN_bin2bn(nbuf, (int) nlen, NULL);
     e = BN_bin2bn(ebuf, (int) elen, NULL);
     if (n == NULL || e == NULL) {
-        ag_err(err, errlen, "out of memory");
+        ag_errf(err, errlen, "out of memory");
         goto done;
     }
 
     bits = BN_num_bits(n);
     if (bits < AG_RSA_MIN_BITS || bits > AG_RSA_MAX_BITS) {
-        ag_err(err, errlen, "RSA key: %d bits, not in [%d, %d]", bits,
+        ag_errf(err, errlen, "RSA key: %d bits, not in [%d, %d]", bits,
                AG_RSA_MIN_BITS, AG_RSA_MAX_BITS);
         goto done;
     }
 
     if (!BN_is_odd(e) || BN_is_one(e)) {
-        ag_err(err, errlen, "RSA key: bad public exponent");
+        ag_errf(err, errlen, "RSA key: bad public exponent");
         goto done;
     }
 
@@ -433,13 +412,13 @@ ag_jwk_rsa(json_t *k, char *err, size_t errlen)
         || OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) != 1
         || (params = OSSL_PARAM_BLD_to_param(bld)) == NULL)
     {
-        ag_err(err, errlen, "out of memory");
+        ag_errf(err, errlen, "out of memory");
         goto done;
     }
 
     pkey = ag_pkey_fromdata("RSA", params);
     if (pkey == NULL) {
-        ag_err(err, errlen, "RSA key: not a valid public key");
+        ag_errf(err, errlen, "RSA key: not a valid public key");
     }
 
 done:
@@ -470,14 +449,14 @@ ag_jwk_parse(json_t *k, ag_jwk_t *key, char *err, size_t errlen)
     ag_alg_t     a;
 
     if (!json_is_object(k)) {
-        ag_err(err, errlen, "not an object");
+        ag_errf(err, errlen, "not an object");
         return AG_JWK_ERROR;
     }
 
     use = json_object_get(k, "use");
     if (use != NULL) {
         if (!json_is_string(use)) {
-            ag_err(err, errlen, "\"use\" is not a string");
+            ag_errf(err, errlen, "\"use\" is not a string");
             return AG_JWK_ERROR;
         }
         if (!ag_json_str_eq(use, "sig")) {
@@ -487,7 +466,7 @@ ag_jwk_parse(json_t *k, ag_jwk_t *key, char *err, size_t errlen)
 
     for (i = 0; i < sizeof(ag_jwk_private_members) / sizeof(char *); i++) {
         if (json_object_get(k, ag_jwk_private_members[i]) != NULL) {
-            ag_err(err, errlen, "private key material (\"%s\") in a JWKS of "
+            ag_errf(err, errlen, "private key material (\"%s\") in a JWKS of "
                    "public keys", ag_jwk_private_members[i]);
             return AG_JWK_ERROR;
         }
@@ -500,20 +479,20 @@ ag_jwk_parse(json_t *k, ag_jwk_t *key, char *err, size_t errlen)
         }
     }
     if (a == AG_ALG_COUNT) {
-        ag_err(err, errlen, "\"kty\" is missing or not one of EC, OKP, RSA");
+        ag_errf(err, errlen, "\"kty\" is missing or not one of EC, OKP, RSA");
         return AG_JWK_ERROR;
     }
 
     alg = json_object_get(k, "alg");
     if (alg != NULL && !ag_json_str_eq(alg, ag_alg_names[a])) {
-        ag_err(err, errlen, "\"alg\" does not fit kty %s (want %s)",
+        ag_errf(err, errlen, "\"alg\" does not fit kty %s (want %s)",
                ag_alg_kty[a], ag_alg_names[a]);
         return AG_JWK_ERROR;
     }
 
     kid = json_object_get(k, "kid");
     if (kid != NULL && !json_is_string(kid)) {
-        ag_err(err, errlen, "\"kid\" is not a string");
+        ag_errf(err, errlen, "\"kid\" is not a string");
         return AG_JWK_ERROR;
     }
 
@@ -539,7 +518,7 @@ ag_jwk_parse(json_t *k, ag_jwk_t *key, char *err, size_t errlen)
     if (kid != NULL) {
         key->kid = strdup(json_string_value(kid));
         if (key->kid == NULL) {
-            ag_err(err, errlen, "out of memory");
+            ag_errf(err, errlen, "out of memory");
             EVP_PKEY_free(key->pkey);
             key->pkey = NULL;
             return AG_JWK_ERROR;
@@ -576,13 +555,13 @@ ag_jwks_parse(const char *data, size_t len, char *err, size_t errlen)
 
     root = ag_json_parse(data, len, jerr, sizeof(jerr));
     if (root == NULL) {
-        ag_err(err, errlen, "JWKS: %s", jerr);
+        ag_errf(err, errlen, "JWKS: %s", jerr);
         return NULL;
     }
 
     keys = json_object_get(root, "keys");
     if (!json_is_object(root) || !json_is_array(keys)) {
-        ag_err(err, errlen, "JWKS: not an object with a \"keys\" array");
+        ag_errf(err, errlen, "JWKS: not an object with a \"keys\" array");
         json_decref(root);
         return NULL;
     }
@@ -592,7 +571,7 @@ ag_jwks_parse(const char *data, size_t len, char *err, size_t errlen)
         || (jwks->keys = calloc(json_array_size(keys) + 1, sizeof(ag_jwk_t)))
            == NULL)
     {
-        ag_err(err, errlen, "out of memory");
+        ag_errf(err, errlen, "out of memory");
         free(jwks);
         json_decref(root);
         return NULL;
@@ -610,7 +589,7 @@ ag_jwks_parse(const char *data, size_t len, char *err, size_t errlen)
         case AG_JWK_SKIPPED:
             continue;
         case AG_JWK_ERROR:
-            ag_err(err, errlen, "JWKS: key %zu: %s", i, jerr);
+            ag_errf(err, errlen, "JWKS: key %zu: %s", i, jerr);
             goto failed;
         default:
             break;
@@ -618,7 +597,7 @@ ag_jwks_parse(const char *data, size_t len, char *err, size_t errlen)
 
         if (key->kid != NULL && ag_jwks_has_kid(jwks, key->kid)) {
             jwks->nkeys++;
-            ag_err(err, errlen, "JWKS: key %zu: duplicate \"kid\"", i);
+            ag_errf(err, errlen, "JWKS: key %zu: duplicate \"kid\"", i);
             goto failed;
         }
 
@@ -626,7 +605,7 @@ ag_jwks_parse(const char *data, size_t len, char *err, size_t errlen)
     }
 
     if (jwks->nkeys == 0) {
-        ag_err(err, errlen, "JWKS: no signature key");
+        ag_errf(err, errlen, "JWKS: no signature key");
         goto failed;
     }
 
@@ -640,43 +619,6 @@ failed:
     json_decref(root);
     ag_jwks_free(jwks);
     return NULL;
-}
-
-
-/* Read a whole file of at most max bytes; *len gets its length. */
-static char *
-ag_read_file(const char *path, size_t max, size_t *len, char *err,
-    size_t errlen)
-{
-    char    *buf;
-    FILE    *f;
-    size_t   n;
-
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        ag_err(err, errlen, "cannot open %s", path);
-        return NULL;
-    }
-
-    buf = malloc(max + 1);
-    if (buf == NULL) {
-        fclose(f);
-        ag_err(err, errlen, "out of memory");
-        return NULL;
-    }
-
-    n = fread(buf, 1, max + 1, f);
-    if (ferror(f) || n > max) {
-        ag_err(err, errlen, ferror(f) ? "cannot read %s" : "%s is too large",
-               path);
-        fclose(f);
-        free(buf);
-        return NULL;
-    }
-
-    fclose(f);
-    *len = n;
-    return buf;
 }
 
 
@@ -694,7 +636,7 @@ ag_jwks_load(const char *path, char *err, size_t errlen)
 
     jwks = ag_jwks_parse(data, len, perr, sizeof(perr));
     if (jwks == NULL) {
-        ag_err(err, errlen, "%s: %s", path, perr);
+        ag_errf(err, errlen, "%s: %s", path, perr);
     }
 
     free(data);
@@ -762,13 +704,13 @@ ag_trust_add(ag_trust_t *t, const char *iss, ag_jwks_t *jwks, char *err,
     ag_issuer_t  *issuers;
 
     if (t == NULL || iss == NULL || iss[0] == '\0' || jwks == NULL) {
-        ag_err(err, errlen, "trust: an issuer needs a name and a JWKS");
+        ag_errf(err, errlen, "trust: an issuer needs a name and a JWKS");
         ag_jwks_free(jwks);
         return -1;
     }
 
     if (ag_trust_find(t, iss, strlen(iss)) != NULL) {
-        ag_err(err, errlen, "trust: duplicate issuer \"%s\"", iss);
+        ag_errf(err, errlen, "trust: duplicate issuer \"%s\"", iss);
         ag_jwks_free(jwks);
         return -1;
     }
@@ -777,7 +719,7 @@ ag_trust_add(ag_trust_t *t, const char *iss, ag_jwks_t *jwks, char *err,
         n = t->nalloc ? t->nalloc * 2 : 4;
         issuers = realloc(t->issuers, n * sizeof(ag_issuer_t));
         if (issuers == NULL) {
-            ag_err(err, errlen, "out of memory");
+            ag_errf(err, errlen, "out of memory");
             ag_jwks_free(jwks);
             return -1;
         }
@@ -787,7 +729,7 @@ ag_trust_add(ag_trust_t *t, const char *iss, ag_jwks_t *jwks, char *err,
 
     t->issuers[t->nissuers].iss = strdup(iss);
     if (t->issuers[t->nissuers].iss == NULL) {
-        ag_err(err, errlen, "out of memory");
+        ag_errf(err, errlen, "out of memory");
         ag_jwks_free(jwks);
         return -1;
     }
@@ -884,7 +826,7 @@ ag_jwt_split(const char *tok, size_t len, ag_seg_t seg[3], char *err,
             continue;
         }
         if (n == 3) {
-            ag_err(err, errlen, "token has more than three segments");
+            ag_errf(err, errlen, "token has more than three segments");
             return AG_JWT_MALFORMED;
         }
         seg[n].p = tok + start;
@@ -894,7 +836,7 @@ ag_jwt_split(const char *tok, size_t len, ag_seg_t seg[3], char *err,
     }
 
     if (n != 3) {
-        ag_err(err, errlen, "token does not have three segments");
+        ag_errf(err, errlen, "token does not have three segments");
         return AG_JWT_MALFORMED;
     }
 
@@ -919,7 +861,7 @@ ag_jwt_check_header(json_t *hdr, ag_alg_t *alg, json_t **kid, char *err,
         }
     }
     if (a == AG_ALG_COUNT) {
-        ag_err(err, errlen, "token alg is not ES256, EdDSA or RS256");
+        ag_errf(err, errlen, "token alg is not ES256, EdDSA or RS256");
         return AG_JWT_BAD_ALG;
     }
 
@@ -927,7 +869,7 @@ ag_jwt_check_header(json_t *hdr, ag_alg_t *alg, json_t **kid, char *err,
        understand (and an empty list is invalid, RFC 7515 section 4.1.11) */
 
     if (json_object_get(hdr, "crit") != NULL) {
-        ag_err(err, errlen, "token header has \"crit\"");
+        ag_errf(err, errlen, "token header has \"crit\"");
         return AG_JWT_BAD_HEADER;
     }
 
@@ -936,7 +878,7 @@ ag_jwt_check_header(json_t *hdr, ag_alg_t *alg, json_t **kid, char *err,
 
     v = json_object_get(hdr, "b64");
     if (v != NULL && !json_is_true(v)) {
-        ag_err(err, errlen, "token header has \"b64\"");
+        ag_errf(err, errlen, "token header has \"b64\"");
         return AG_JWT_BAD_HEADER;
     }
 
@@ -946,7 +888,7 @@ ag_jwt_check_header(json_t *hdr, ag_alg_t *alg, json_t **kid, char *err,
     v = json_object_get(hdr, "typ");
     if (v != NULL) {
         if (!json_is_string(v)) {
-            ag_err(err, errlen, "token typ is not a string");
+            ag_errf(err, errlen, "token typ is not a string");
             return AG_JWT_BAD_HEADER;
         }
 
@@ -957,14 +899,14 @@ ag_jwt_check_header(json_t *hdr, ag_alg_t *alg, json_t **kid, char *err,
             typ_len -= 12;
         }
         if (typ_len >= 9 && strncasecmp(typ, "agentgov-", 9) == 0) {
-            ag_err(err, errlen, "token typ is reserved for the gateway");
+            ag_errf(err, errlen, "token typ is reserved for the gateway");
             return AG_JWT_BAD_HEADER;
         }
     }
 
     v = json_object_get(hdr, "kid");
     if (v != NULL && !json_is_string(v)) {
-        ag_err(err, errlen, "token kid is not a string");
+        ag_errf(err, errlen, "token kid is not a string");
         return AG_JWT_MALFORMED;
     }
 
@@ -987,14 +929,14 @@ ag_jwt_find_key(const ag_trust_t *t, json_t *payload, ag_alg_t alg,
 
     iss = json_object_get(payload, "iss");
     if (!json_is_string(iss)) {
-        ag_err(err, errlen, "token has no iss");
+        ag_errf(err, errlen, "token has no iss");
         return AG_JWT_UNTRUSTED;
     }
 
     issuer = (t == NULL) ? NULL
              : ag_trust_find(t, json_string_value(iss), json_string_length(iss));
     if (issuer == NULL) {
-        ag_err(err, errlen, "token issuer is not trusted");
+        ag_errf(err, errlen, "token issuer is not trusted");
         return AG_JWT_UNTRUSTED;
     }
 
@@ -1004,7 +946,7 @@ ag_jwt_find_key(const ag_trust_t *t, json_t *payload, ag_alg_t alg,
 
             if (k->kid != NULL && ag_json_str_eq(kid, k->kid)) {
                 if (k->alg != alg) {
-                    ag_err(err, errlen, "token alg does not fit the key kid "
+                    ag_errf(err, errlen, "token alg does not fit the key kid "
                            "names");
                     return AG_JWT_BAD_ALG;
                 }
@@ -1013,7 +955,7 @@ ag_jwt_find_key(const ag_trust_t *t, json_t *payload, ag_alg_t alg,
             }
         }
 
-        ag_err(err, errlen, "no trusted key has the token's kid");
+        ag_errf(err, errlen, "no trusted key has the token's kid");
         return AG_JWT_UNTRUSTED;
     }
 
@@ -1026,12 +968,12 @@ ag_jwt_find_key(const ag_trust_t *t, json_t *payload, ag_alg_t alg,
     }
 
     if (fitting == 0) {
-        ag_err(err, errlen, "token alg fits no key of its issuer");
+        ag_errf(err, errlen, "token alg fits no key of its issuer");
         return AG_JWT_BAD_ALG;
     }
 
     if (fitting > 1) {
-        ag_err(err, errlen, "token has no kid and its issuer has several keys");
+        ag_errf(err, errlen, "token has no kid and its issuer has several keys");
         return AG_JWT_UNTRUSTED;
     }
 
@@ -1123,14 +1065,14 @@ ag_jwt_check_signature(const ag_jwk_t *key, const ag_seg_t seg[3],
 
     n = ag_b64url_decode(seg[2].p, seg[2].len, buf, cap);
     if (n < 0) {
-        ag_err(err, errlen, "token signature is not base64url");
+        ag_errf(err, errlen, "token signature is not base64url");
         return AG_JWT_MALFORMED;
     }
 
     want = (key->alg == AG_ALG_RS256) ? (size_t) EVP_PKEY_get_size(key->pkey)
                                       : AG_RAW_SIG_LEN;
     if ((size_t) n != want) {
-        ag_err(err, errlen, "token signature has the wrong length");
+        ag_errf(err, errlen, "token signature has the wrong length");
         return AG_JWT_BAD_SIGNATURE;
     }
 
@@ -1138,13 +1080,13 @@ ag_jwt_check_signature(const ag_jwk_t *key, const ag_seg_t seg[3],
 
     if (key->alg == AG_ALG_ES256) {
         if (!ag_p256_scalar_ok(buf) || !ag_p256_scalar_ok(buf + AG_P256_LEN)) {
-            ag_err(err, errlen, "token signature is out of range");
+            ag_errf(err, errlen, "token signature is out of range");
             return AG_JWT_BAD_SIGNATURE;
         }
 
         derlen = ag_es256_raw_to_der(buf, &der);
         if (derlen <= 0) {
-            ag_err(err, errlen, "out of memory");
+            ag_errf(err, errlen, "out of memory");
             return AG_JWT_BAD_SIGNATURE;
         }
 
@@ -1160,7 +1102,7 @@ ag_jwt_check_signature(const ag_jwk_t *key, const ag_seg_t seg[3],
     }
 
     if (!ok) {
-        ag_err(err, errlen, "token signature does not verify");
+        ag_errf(err, errlen, "token signature does not verify");
         return AG_JWT_BAD_SIGNATURE;
     }
 
@@ -1244,11 +1186,11 @@ ag_jwt_check_claims(json_t *payload, const char *audience, int64_t now,
     if (ag_numeric_cmp(json_object_get(payload, "exp"),
                        ag_time_add(now, -AG_JWT_SKEW), &cmp) != 0)
     {
-        ag_err(err, errlen, "token has no numeric exp");
+        ag_errf(err, errlen, "token has no numeric exp");
         return AG_JWT_EXPIRED;
     }
     if (cmp < 0) {
-        ag_err(err, errlen, "token has expired");
+        ag_errf(err, errlen, "token has expired");
         return AG_JWT_EXPIRED;
     }
 
@@ -1261,17 +1203,17 @@ ag_jwt_check_claims(json_t *payload, const char *audience, int64_t now,
         }
 
         if (ag_numeric_cmp(v, ag_time_add(now, AG_JWT_SKEW), &cmp) != 0) {
-            ag_err(err, errlen, "token %s is not a number", names[i]);
+            ag_errf(err, errlen, "token %s is not a number", names[i]);
             return AG_JWT_MALFORMED;
         }
         if (cmp > 0) {
-            ag_err(err, errlen, "token is not yet valid (%s)", names[i]);
+            ag_errf(err, errlen, "token is not yet valid (%s)", names[i]);
             return AG_JWT_NOT_YET_VALID;
         }
     }
 
     if (!ag_aud_holds(json_object_get(payload, "aud"), audience)) {
-        ag_err(err, errlen, "token audience is not this gateway");
+        ag_errf(err, errlen, "token audience is not this gateway");
         return AG_JWT_BAD_AUDIENCE;
     }
 
@@ -1296,12 +1238,12 @@ ag_jwt_verify(const ag_trust_t *t, const char *tok, size_t len,
     }
 
     if (len > AG_JWT_MAX_LEN) {
-        ag_err(err, errlen, "token is over %d bytes", AG_JWT_MAX_LEN);
+        ag_errf(err, errlen, "token is over %d bytes", AG_JWT_MAX_LEN);
         return AG_JWT_TOO_LARGE;
     }
 
     if (tok == NULL) {
-        ag_err(err, errlen, "no token");
+        ag_errf(err, errlen, "no token");
         return AG_JWT_MALFORMED;
     }
 
@@ -1312,7 +1254,7 @@ ag_jwt_verify(const ag_trust_t *t, const char *tok, size_t len,
 
     hdr = ag_jwt_segment_json(&seg[0], buf, sizeof(buf));
     if (hdr == NULL) {
-        ag_err(err, errlen, "token header is not a base64url JSON object");
+        ag_errf(err, errlen, "token header is not a base64url JSON object");
         return AG_JWT_MALFORMED;
     }
 
@@ -1324,7 +1266,7 @@ ag_jwt_verify(const ag_trust_t *t, const char *tok, size_t len,
 
     payload = ag_jwt_segment_json(&seg[1], buf, sizeof(buf));
     if (payload == NULL) {
-        ag_err(err, errlen, "token payload is not a base64url JSON object");
+        ag_errf(err, errlen, "token payload is not a base64url JSON object");
         json_decref(hdr);
         return AG_JWT_MALFORMED;
     }
@@ -1445,7 +1387,7 @@ ag_key_load_private(const char *path, char *err, size_t errlen)
 
     bio = BIO_new_file(path, "r");
     if (bio == NULL) {
-        ag_err(err, errlen, "cannot open %s", path);
+        ag_errf(err, errlen, "cannot open %s", path);
         ERR_pop_to_mark();
         return NULL;
     }
@@ -1456,12 +1398,12 @@ ag_key_load_private(const char *path, char *err, size_t errlen)
     ERR_pop_to_mark();
 
     if (key == NULL) {
-        ag_err(err, errlen, "%s: not an unencrypted PEM private key", path);
+        ag_errf(err, errlen, "%s: not an unencrypted PEM private key", path);
         return NULL;
     }
 
     if (ag_key_alg(key) == NULL) {
-        ag_err(err, errlen, "%s: the key is not Ed25519, P-256 or RSA of "
+        ag_errf(err, errlen, "%s: the key is not Ed25519, P-256 or RSA of "
                "%d to %d bits", path, AG_RSA_MIN_BITS, AG_RSA_MAX_BITS);
         EVP_PKEY_free(key);
         return NULL;
@@ -1795,12 +1737,12 @@ ag_jwt_sign(EVP_PKEY *key, const char *kid, const char *typ,
     *out = NULL;
 
     if (ag_key_kind(key, &alg) != 0) {
-        ag_err(err, errlen, "sign: the key is not Ed25519, P-256 or RSA 2048+");
+        ag_errf(err, errlen, "sign: the key is not Ed25519, P-256 or RSA 2048+");
         return -1;
     }
 
     if (!json_is_object(claims)) {
-        ag_err(err, errlen, "sign: claims are not a JSON object");
+        ag_errf(err, errlen, "sign: claims are not a JSON object");
         return -1;
     }
 
@@ -1812,7 +1754,7 @@ ag_jwt_sign(EVP_PKEY *key, const char *kid, const char *typ,
     h = hdr ? json_dumps(hdr, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     c = json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS);
     if (h == NULL || c == NULL) {
-        ag_err(err, errlen, "sign: cannot encode the header or claims");
+        ag_errf(err, errlen, "sign: cannot encode the header or claims");
         goto done;
     }
 
@@ -1824,7 +1766,7 @@ ag_jwt_sign(EVP_PKEY *key, const char *kid, const char *typ,
 
     tok = malloc(size);
     if (tok == NULL) {
-        ag_err(err, errlen, "out of memory");
+        ag_errf(err, errlen, "out of memory");
         goto done;
     }
 
@@ -1840,7 +1782,7 @@ ag_jwt_sign(EVP_PKEY *key, const char *kid, const char *typ,
     ERR_pop_to_mark();
 
     if (sig == NULL) {
-        ag_err(err, errlen, "sign: the signature failed");
+        ag_errf(err, errlen, "sign: the signature failed");
         goto done;
     }
 

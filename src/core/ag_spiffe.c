@@ -19,6 +19,7 @@
 #include <openssl/x509v3.h>
 
 #include "ag_spiffe.h"
+#include "ag_util.h"
 
 
 #define AG_SPIFFE_SCHEME      "spiffe://"
@@ -37,28 +38,6 @@ struct ag_spiffe_trust_s {
     size_t               ndomains;
     size_t               nalloc;
 };
-
-
-static void ag_spiffe_err(char *err, size_t errlen, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-
-static void
-ag_spiffe_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list  ap;
-
-    if (err == NULL || errlen == 0) {
-        return;
-    }
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 
 /* --- SPIFFE ID syntax (SPIFFE-ID specification, section 2) ------------------ */
@@ -92,7 +71,7 @@ ag_spiffe_parse(const char *id, size_t len, int need_path, size_t *dlen,
     const char  *p;
 
     if (len > AG_SPIFFE_ID_MAX) {
-        ag_spiffe_err(err, errlen, "SPIFFE ID is over %d bytes",
+        ag_errf(err, errlen, "SPIFFE ID is over %d bytes",
                       AG_SPIFFE_ID_MAX);
         return -1;
     }
@@ -100,7 +79,7 @@ ag_spiffe_parse(const char *id, size_t len, int need_path, size_t *dlen,
     if (len < AG_SPIFFE_SCHEME_LEN
         || memcmp(id, AG_SPIFFE_SCHEME, AG_SPIFFE_SCHEME_LEN) != 0)
     {
-        ag_spiffe_err(err, errlen, "not a spiffe:// URI");
+        ag_errf(err, errlen, "not a spiffe:// URI");
         return -1;
     }
 
@@ -109,14 +88,14 @@ ag_spiffe_parse(const char *id, size_t len, int need_path, size_t *dlen,
 
     for (i = 0; i < len && p[i] != '/'; i++) {
         if (!ag_spiffe_domain_char((unsigned char) p[i])) {
-            ag_spiffe_err(err, errlen, "SPIFFE trust domain has a character "
+            ag_errf(err, errlen, "SPIFFE trust domain has a character "
                           "other than a-z, 0-9, '.', '-', '_'");
             return -1;
         }
     }
 
     if (i == 0 || i > AG_SPIFFE_DOMAIN_MAX) {
-        ag_spiffe_err(err, errlen, "SPIFFE trust domain is empty or over %d "
+        ag_errf(err, errlen, "SPIFFE trust domain is empty or over %d "
                       "bytes", AG_SPIFFE_DOMAIN_MAX);
         return -1;
     }
@@ -125,14 +104,14 @@ ag_spiffe_parse(const char *id, size_t len, int need_path, size_t *dlen,
 
     if (i == len) {
         if (need_path) {
-            ag_spiffe_err(err, errlen, "SPIFFE ID has no path");
+            ag_errf(err, errlen, "SPIFFE ID has no path");
             return -1;
         }
         return 0;
     }
 
     if (!need_path) {
-        ag_spiffe_err(err, errlen, "SPIFFE trust domain has a path");
+        ag_errf(err, errlen, "SPIFFE trust domain has a path");
         return -1;
     }
 
@@ -144,7 +123,7 @@ ag_spiffe_parse(const char *id, size_t len, int need_path, size_t *dlen,
 
         while (i < len && p[i] != '/') {
             if (!ag_spiffe_path_char((unsigned char) p[i])) {
-                ag_spiffe_err(err, errlen, "SPIFFE ID path has a character "
+                ag_errf(err, errlen, "SPIFFE ID path has a character "
                               "other than A-Z, a-z, 0-9, '.', '-', '_'");
                 return -1;
             }
@@ -155,7 +134,7 @@ ag_spiffe_parse(const char *id, size_t len, int need_path, size_t *dlen,
             || (i - seg == 1 && p[seg] == '.')
             || (i - seg == 2 && p[seg] == '.' && p[seg + 1] == '.'))
         {
-            ag_spiffe_err(err, errlen, "SPIFFE ID path has an empty, \".\" or "
+            ag_errf(err, errlen, "SPIFFE ID path has an empty, \".\" or "
                           "\"..\" segment");
             return -1;
         }
@@ -229,13 +208,13 @@ ag_spiffe_load_bundle(const char *path, char *err, size_t errlen)
 
     bio = BIO_new_file(path, "r");
     if (bio == NULL) {
-        ag_spiffe_err(err, errlen, "cannot open %s", path);
+        ag_errf(err, errlen, "cannot open %s", path);
         return NULL;
     }
 
     store = X509_STORE_new();
     if (store == NULL) {
-        ag_spiffe_err(err, errlen, "out of memory");
+        ag_errf(err, errlen, "out of memory");
         BIO_free(bio);
         return NULL;
     }
@@ -254,7 +233,7 @@ ag_spiffe_load_bundle(const char *path, char *err, size_t errlen)
         }
         if (X509_STORE_add_cert(store, x) != 1) {
             X509_free(x);
-            ag_spiffe_err(err, errlen, "%s: cannot add certificate %d", path,
+            ag_errf(err, errlen, "%s: cannot add certificate %d", path,
                           n + 1);
             goto failed;
         }
@@ -267,13 +246,13 @@ ag_spiffe_load_bundle(const char *path, char *err, size_t errlen)
     if (e != 0 && !(ERR_GET_LIB(e) == ERR_LIB_PEM
                     && ERR_GET_REASON(e) == PEM_R_NO_START_LINE))
     {
-        ag_spiffe_err(err, errlen, "%s: certificate %d is malformed", path,
+        ag_errf(err, errlen, "%s: certificate %d is malformed", path,
                       n + 1);
         goto failed;
     }
 
     if (n == 0) {
-        ag_spiffe_err(err, errlen, "%s: no certificate", path);
+        ag_errf(err, errlen, "%s: no certificate", path);
         goto failed;
     }
 
@@ -299,7 +278,7 @@ ag_spiffe_trust_add(ag_spiffe_trust_t *t, const char *domain,
     ag_spiffe_domain_t  *domains;
 
     if (t == NULL || domain == NULL || pem_path == NULL) {
-        ag_spiffe_err(err, errlen, "SPIFFE trust needs a domain and a bundle");
+        ag_errf(err, errlen, "SPIFFE trust needs a domain and a bundle");
         return -1;
     }
 
@@ -310,7 +289,7 @@ ag_spiffe_trust_add(ag_spiffe_trust_t *t, const char *domain,
     dname = domain + AG_SPIFFE_SCHEME_LEN;
 
     if (ag_spiffe_find(t, dname, dlen) != NULL) {
-        ag_spiffe_err(err, errlen, "duplicate SPIFFE trust domain %s", domain);
+        ag_errf(err, errlen, "duplicate SPIFFE trust domain %s", domain);
         return -1;
     }
 
@@ -318,7 +297,7 @@ ag_spiffe_trust_add(ag_spiffe_trust_t *t, const char *domain,
         n = t->nalloc ? t->nalloc * 2 : 4;
         domains = realloc(t->domains, n * sizeof(ag_spiffe_domain_t));
         if (domains == NULL) {
-            ag_spiffe_err(err, errlen, "out of memory");
+            ag_errf(err, errlen, "out of memory");
             return -1;
         }
         t->domains = domains;
@@ -335,7 +314,7 @@ ag_spiffe_trust_add(ag_spiffe_trust_t *t, const char *domain,
 
     name = strndup(dname, dlen);
     if (name == NULL) {
-        ag_spiffe_err(err, errlen, "out of memory");
+        ag_errf(err, errlen, "out of memory");
         X509_STORE_free(store);
         return -1;
     }
@@ -364,7 +343,7 @@ ag_spiffe_uri(X509 *leaf, size_t *len, char *err, size_t errlen)
 
     names = X509_get_ext_d2i(leaf, NID_subject_alt_name, &crit, NULL);
     if (names == NULL) {
-        ag_spiffe_err(err, errlen, crit == -2
+        ag_errf(err, errlen, crit == -2
                       ? "certificate has several subjectAltName extensions"
                       : "certificate has no subjectAltName");
         return NULL;
@@ -388,7 +367,7 @@ ag_spiffe_uri(X509 *leaf, size_t *len, char *err, size_t errlen)
     /* uri points into the decoded names: copy it out before freeing them */
 
     if (n != 1) {
-        ag_spiffe_err(err, errlen, "certificate has %d URI SANs, not one", n);
+        ag_errf(err, errlen, "certificate has %d URI SANs, not one", n);
         GENERAL_NAMES_free(names);
         return NULL;
     }
@@ -398,7 +377,7 @@ ag_spiffe_uri(X509 *leaf, size_t *len, char *err, size_t errlen)
     GENERAL_NAMES_free(names);
 
     if (copy == NULL) {
-        ag_spiffe_err(err, errlen, "certificate URI SAN is over %d bytes or "
+        ag_errf(err, errlen, "certificate URI SAN is over %d bytes or "
                       "holds a NUL", AG_SPIFFE_ID_MAX);
     }
 
@@ -416,7 +395,7 @@ ag_spiffe_chain(X509_STORE *store, X509 *leaf, STACK_OF(X509) *chain,
 
     ctx = X509_STORE_CTX_new();
     if (ctx == NULL || X509_STORE_CTX_init(ctx, store, leaf, chain) != 1) {
-        ag_spiffe_err(err, errlen, "out of memory");
+        ag_errf(err, errlen, "out of memory");
         X509_STORE_CTX_free(ctx);
         return -1;
     }
@@ -425,14 +404,14 @@ ag_spiffe_chain(X509_STORE *store, X509 *leaf, STACK_OF(X509) *chain,
     X509_VERIFY_PARAM_set_time(param, (time_t) now);
 
     if (X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) != 1) {
-        ag_spiffe_err(err, errlen, "cannot set the certificate purpose");
+        ag_errf(err, errlen, "cannot set the certificate purpose");
         X509_STORE_CTX_free(ctx);
         return -1;
     }
 
     rc = X509_verify_cert(ctx);
     if (rc != 1) {
-        ag_spiffe_err(err, errlen, "certificate does not chain to its trust "
+        ag_errf(err, errlen, "certificate does not chain to its trust "
                       "domain's bundle: %s", X509_verify_cert_error_string(
                           X509_STORE_CTX_get_error(ctx)));
     }
@@ -449,7 +428,7 @@ ag_spiffe_leaf_ok(X509 *leaf, char *err, size_t errlen)
     if (X509_check_ca(leaf) != 0
         || (X509_get_key_usage(leaf) & (KU_KEY_CERT_SIGN | KU_CRL_SIGN)))
     {
-        ag_spiffe_err(err, errlen, "client certificate is a CA certificate");
+        ag_errf(err, errlen, "client certificate is a CA certificate");
         return -1;
     }
 
@@ -468,7 +447,7 @@ ag_spiffe_verify(const ag_spiffe_trust_t *t, X509 *leaf,
     const ag_spiffe_domain_t  *d;
 
     if (t == NULL || leaf == NULL || id == NULL) {
-        ag_spiffe_err(err, errlen, "no client certificate");
+        ag_errf(err, errlen, "no client certificate");
         return -1;
     }
 
@@ -487,7 +466,7 @@ ag_spiffe_verify(const ag_spiffe_trust_t *t, X509 *leaf,
 
     d = ag_spiffe_find(t, uri + AG_SPIFFE_SCHEME_LEN, dlen);
     if (d == NULL) {
-        ag_spiffe_err(err, errlen, "SPIFFE trust domain is not trusted");
+        ag_errf(err, errlen, "SPIFFE trust domain is not trusted");
         goto done;
     }
 
@@ -498,7 +477,7 @@ ag_spiffe_verify(const ag_spiffe_trust_t *t, X509 *leaf,
     }
 
     if (len + 1 > idlen) {
-        ag_spiffe_err(err, errlen, "SPIFFE ID does not fit the buffer");
+        ag_errf(err, errlen, "SPIFFE ID does not fit the buffer");
         goto done;
     }
 

@@ -15,7 +15,7 @@
  * audience cannot change while the worker lives (a new policy or trust means
  * new workers). Time bounds are checked again on every hit.
  */
-#define NGX_HTTP_AGENTGOV_TOKCACHE_SLOTS  4096
+#define NGX_HTTP_AGENTGOV_TOKCACHE_SLOTS  1024
 
 static ag_tokcache_t  *ngx_http_agentgov_tokcache;
 
