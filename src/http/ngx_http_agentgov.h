@@ -14,6 +14,7 @@
 #include "ag_policy.h"
 #include "ag_jwt.h"
 #include "ag_spiffe.h"
+#include "ag_task.h"
 
 
 #define NGX_HTTP_AGENTGOV_OFF      0
@@ -27,7 +28,14 @@ typedef struct {
     ag_trust_t          *trust;          /* JWT issuers */
     ag_spiffe_trust_t   *spiffe;         /* SPIFFE trust domain bundles */
     ngx_str_t            audience;
+    ngx_str_t            issuer;         /* iss of task tokens (agentgov_issuer) */
     ngx_flag_t           governed;       /* some location has agentgov on */
+
+    EVP_PKEY            *signing_key;    /* agentgov_signing_key */
+    unsigned char        task_key[32];   /* derived from it: task token MACs */
+
+    ngx_shm_zone_t      *zone;           /* agentgov_zone */
+    ngx_str_t            state_file;     /* agentgov_state */
 } ngx_http_agentgov_main_conf_t;
 
 
@@ -61,8 +69,12 @@ typedef struct {
 
     const ag_agent_t    *agent;
     const ag_tool_t     *tool;
-    json_t              *claims;         /* verified agent JWT claims */
+    json_t              *claims;         /* verified JWT claims */
     u_char              *spiffe_id;      /* NUL-terminated, from the pool */
+    u_char               cnf[64];        /* hex SHA-256 of the client
+                                            certificate, when one proved the
+                                            identity */
+    unsigned             person:1;       /* control API: not an agent */
 
     ngx_str_t            path;           /* relative, normalised */
     ngx_str_t            uri;            /* $agentgov_uri */
@@ -86,7 +98,10 @@ ngx_http_agentgov_ctx_t *ngx_http_agentgov_get_ctx(ngx_http_request_t *r);
 
 /* ngx_http_agentgov_identity.c */
 ngx_int_t ngx_http_agentgov_identify(ngx_http_request_t *r,
-    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
+    ngx_http_agentgov_ctx_t *ctx, ngx_uint_t api,
+    ngx_http_agentgov_refusal_t *ref);
+void ngx_http_agentgov_identity(ngx_http_agentgov_ctx_t *ctx,
+    ag_identity_t *id);
 ngx_int_t ngx_http_agentgov_init_process(ngx_cycle_t *cycle);
 void ngx_http_agentgov_exit_process(ngx_cycle_t *cycle);
 
@@ -96,6 +111,16 @@ ngx_int_t ngx_http_agentgov_refuse(ngx_http_request_t *r,
 ngx_table_elt_t *ngx_http_agentgov_find_header(ngx_http_request_t *r,
     const char *name, size_t len, ngx_uint_t *count);
 ngx_int_t ngx_http_agentgov_remove_own_headers(ngx_http_request_t *r);
+
+/* ngx_http_agentgov_zone.c: the agentgov_zone and agentgov_state directives */
+char *ngx_http_agentgov_zone_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_agentgov_state_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/* ngx_http_agentgov_api.c: the agentgov_api directive (control API) */
+char *ngx_http_agentgov_api_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* ngx_http_agentgov_variables.c */
 ngx_int_t ngx_http_agentgov_add_variables(ngx_conf_t *cf);

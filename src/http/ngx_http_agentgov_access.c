@@ -123,7 +123,7 @@ ngx_http_agentgov_start(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
 
     ctx->started = 1;
 
-    rc = ngx_http_agentgov_identify(r, ctx, &ref);
+    rc = ngx_http_agentgov_identify(r, ctx, 0, &ref);
     if (rc == NGX_DECLINED) {
         return ngx_http_agentgov_stop(r, ctx, alcf, &ref);
     }

@@ -33,30 +33,43 @@ static void ngx_http_agentgov_claims_cleanup(void *data);
 
 
 /*
- * NGX_OK: ctx->agent is set. NGX_DECLINED: ref says why not.
- * NGX_ERROR: internal failure.
+ * Who is calling. On a governed tool location (api = 0) the caller is an
+ * agent: Agent-Authorization or a client certificate, mapped to an agent of
+ * the policy. On the control API (api = 1) people may call too, with
+ * Authorization: Bearer or a certificate; an identity that maps to an agent
+ * is always that agent (SPEC section 3). One identity per request.
+ *
+ * NGX_OK: ctx->agent is set, or (api only) ctx->person. NGX_DECLINED: ref
+ * says why not. NGX_ERROR: internal failure.
  */
 
 ngx_int_t
 ngx_http_agentgov_identify(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
-    ngx_http_agentgov_refusal_t *ref)
+    ngx_uint_t api, ngx_http_agentgov_refusal_t *ref)
 {
     X509                           *cert;
     ngx_int_t                       rc;
-    ngx_uint_t                      n;
+    ngx_uint_t                      n, m;
     ag_identity_t                   id;
-    ngx_table_elt_t                *h;
+    ngx_table_elt_t                *h, *p;
     ngx_http_agentgov_main_conf_t  *amcf;
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_agentgov_module);
 
     h = ngx_http_agentgov_find_header(r, "Agent-Authorization",
                                       sizeof("Agent-Authorization") - 1, &n);
-    if (n > 1) {
+    p = NULL;
+    m = 0;
+
+    if (api) {
+        p = ngx_http_agentgov_find_header(r, "Authorization",
+                                          sizeof("Authorization") - 1, &m);
+    }
+
+    if (n > 1 || m > 1) {
         return ngx_http_agentgov_refusal_text(r, ref, NGX_HTTP_BAD_REQUEST,
                                               "bad_request", "more than one "
-                                              "Agent-Authorization header",
-                                              NULL);
+                                              "authorization header", NULL);
     }
 
     cert = NULL;
@@ -72,16 +85,16 @@ ngx_http_agentgov_identify(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     }
 #endif
 
-    if (h && cert) {
+    if ((h != NULL) + (p != NULL) + (cert != NULL) > 1) {
         return ngx_http_agentgov_refusal_text(r, ref, NGX_HTTP_BAD_REQUEST,
-                                              "bad_request", "both a client "
-                                              "certificate and "
-                                              "Agent-Authorization: send one "
-                                              "identity", NULL);
+                                              "bad_request", "more than one "
+                                              "identity (Agent-Authorization, "
+                                              "Authorization, client "
+                                              "certificate): send one", NULL);
     }
 
-    if (h) {
-        rc = ngx_http_agentgov_identify_jwt(r, ctx, h, ref);
+    if (h || p) {
+        rc = ngx_http_agentgov_identify_jwt(r, ctx, h ? h : p, ref);
 
     } else if (cert) {
         rc = ngx_http_agentgov_identify_cert(r, ctx, cert, ref);
@@ -89,10 +102,14 @@ ngx_http_agentgov_identify(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     } else {
         return ngx_http_agentgov_refusal_text(r, ref,
                                               NGX_HTTP_UNAUTHORIZED,
-                                              "no_identity", "no agent "
-                                              "identity: send "
-                                              "Agent-Authorization: Bearer "
-                                              "<jwt> or a client certificate",
+                                              "no_identity", api
+                                              ? "no identity: send "
+                                                "Authorization: Bearer <jwt>, "
+                                                "Agent-Authorization or a "
+                                                "client certificate"
+                                              : "no agent identity: send "
+                                                "Agent-Authorization: Bearer "
+                                                "<jwt> or a client certificate",
                                               NULL);
     }
 
@@ -100,11 +117,14 @@ ngx_http_agentgov_identify(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
         return rc;
     }
 
-    id.spiffe.p = (const char *) ctx->spiffe_id;
-    id.spiffe.len = ctx->spiffe_id ? ngx_strlen(ctx->spiffe_id) : 0;
-    id.claims = ctx->claims;
+    ngx_http_agentgov_identity(ctx, &id);
 
     ctx->agent = ag_policy_agent(amcf->policy, &id);
+
+    if (ctx->agent == NULL && api && h == NULL) {
+        ctx->person = 1;
+        return NGX_OK;
+    }
 
     if (ctx->agent == NULL) {
         return ngx_http_agentgov_refusal_text(r, ref, NGX_HTTP_UNAUTHORIZED,
@@ -114,6 +134,15 @@ ngx_http_agentgov_identify(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     }
 
     return NGX_OK;
+}
+
+
+void
+ngx_http_agentgov_identity(ngx_http_agentgov_ctx_t *ctx, ag_identity_t *id)
+{
+    id->spiffe.p = (const char *) ctx->spiffe_id;
+    id->spiffe.len = ctx->spiffe_id ? ngx_strlen(ctx->spiffe_id) : 0;
+    id->claims = ctx->claims;
 }
 
 
@@ -139,7 +168,7 @@ ngx_http_agentgov_identify_jwt(ngx_http_request_t *r,
     {
         return ngx_http_agentgov_refusal_text(r, ref, NGX_HTTP_UNAUTHORIZED,
                                               "invalid_identity",
-                                              "Agent-Authorization must be "
+                                              "authorization must be "
                                               "\"Bearer <jwt>\"", NULL);
     }
 
@@ -204,6 +233,8 @@ ngx_http_agentgov_identify_cert(ngx_http_request_t *r,
 {
 #if (NGX_HTTP_SSL)
     char                            err[256];
+    u_char                          md[EVP_MAX_MD_SIZE];
+    unsigned int                    mdlen;
     STACK_OF(X509)                 *chain;
     ngx_http_agentgov_main_conf_t  *amcf;
 
@@ -231,6 +262,13 @@ ngx_http_agentgov_identify_cert(ngx_http_request_t *r,
                                               "invalid client certificate: ",
                                               err);
     }
+
+    /* RFC 8705: task tokens are bound to this certificate */
+    if (X509_digest(cert, EVP_sha256(), md, &mdlen) != 1 || mdlen != 32) {
+        return NGX_ERROR;
+    }
+
+    ngx_hex_dump(ctx->cnf, md, 32);
 
     return NGX_OK;
 #else

@@ -1,0 +1,133 @@
+/*
+ * The state store: every piece of state the workers share (tasks and their
+ * budgets, suspensions, the stop switch; later holds, grants and the audit
+ * chain head) is reached through these functions and nothing else. The
+ * shared memory zone (ngx_http_agentgov_zone.c) is the single-node
+ * implementation; a fleet store can implement the same interface.
+ *
+ * Every function is atomic with respect to every worker. None blocks on
+ * network I/O or asymmetric cryptography while it holds the store's lock.
+ */
+
+#ifndef NGX_HTTP_AGENTGOV_STORE_H
+#define NGX_HTTP_AGENTGOV_STORE_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ag_task.h"
+
+
+typedef struct ngx_http_agentgov_store_s  ngx_http_agentgov_store_t;
+
+
+typedef enum {
+    NGX_AGENTGOV_STORE_OK = 0,
+    NGX_AGENTGOV_STORE_NOT_FOUND,     /* no such task (or agent) */
+    NGX_AGENTGOV_STORE_NOT_LIVE,      /* the task ended, was revoked or expired */
+    NGX_AGENTGOV_STORE_LIMIT,         /* the agent is at max_tasks */
+    NGX_AGENTGOV_STORE_SUSPENDED,     /* the agent is suspended or all are stopped */
+    NGX_AGENTGOV_STORE_EXHAUSTED,     /* budget spent: see retry_after */
+    NGX_AGENTGOV_STORE_FULL,          /* no memory left even after expiry */
+    NGX_AGENTGOV_STORE_ERROR          /* internal failure */
+} ngx_http_agentgov_store_rc_e;
+
+
+/* The store of the current configuration, or NULL without agentgov_zone. */
+ngx_http_agentgov_store_t *ngx_http_agentgov_store(ngx_http_request_t *r);
+
+
+/* --- tasks ------------------------------------------------------------------ */
+
+/*
+ * Add a live task. Refused with SUSPENDED when its agent (or everyone) is
+ * suspended, LIMIT when the agent already has max_tasks live tasks, FULL when
+ * memory cannot be found even after dropping expired and ended tasks, and
+ * NOT_LIVE when t->parent is set and that parent is no longer live (the
+ * check and the insert are one atomic step).
+ */
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_task_add(
+    ngx_http_agentgov_store_t *s, const ag_task_t *t, ngx_uint_t max_tasks,
+    int64_t now);
+
+/*
+ * Copy task `id` into *t, its strings into buf (AG_TASK_* bounds: 8 KiB is
+ * always enough). A live task past its expiry is reported with state
+ * AG_TASK_EXPIRED. NOT_FOUND if there is no such task.
+ */
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_task_get(
+    ngx_http_agentgov_store_t *s, ag_str_t id, ag_task_t *t, u_char *buf,
+    size_t len, int64_t now);
+
+/* Set a live task's expiry. NOT_LIVE if it is not live (or has expired). */
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_task_renew(
+    ngx_http_agentgov_store_t *s, ag_str_t id, int64_t expires, int64_t now);
+
+/*
+ * End (AG_TASK_ENDED) or revoke (AG_TASK_REVOKED) a live task and every live
+ * descendant. *count gets how many tasks changed (may be NULL). NOT_LIVE if
+ * the task itself was not live.
+ */
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_task_end(
+    ngx_http_agentgov_store_t *s, ag_str_t id, ag_task_state_t state,
+    int64_t now, ngx_uint_t *count);
+
+/*
+ * Spend one forwarded call of the task's budget (ag_task_budget_spend under
+ * the lock). EXHAUSTED with *retry_after; NOT_LIVE if the task is not live.
+ */
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_task_spend(
+    ngx_http_agentgov_store_t *s, ag_str_t id, const ag_intent_t *intent,
+    int64_t now_ms, int64_t *retry_after);
+
+/*
+ * The tasks of `agent` (all agents when agent is empty), in a stable order,
+ * after the task id `cursor` (empty: from the start), at most `limit`:
+ * handler is called once per task (its strings valid during the call only);
+ * *next gets the id to continue from (empty when the list is complete;
+ * AG_TASK_ID_LEN + 1 bytes).
+ * `state` < 0 means any state.
+ */
+typedef void (*ngx_http_agentgov_task_pt)(void *data, const ag_task_t *t);
+
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_task_list(
+    ngx_http_agentgov_store_t *s, ag_str_t agent, int state, ag_str_t cursor,
+    ngx_uint_t limit, int64_t now, ngx_http_agentgov_task_pt handler,
+    void *data, u_char *next);
+
+
+/* --- the kill switch ------------------------------------------------------- */
+
+/*
+ * Suspend (on = 1) or resume (on = 0) an agent. Suspending revokes all its
+ * live tasks (and their descendants); *count gets how many.
+ */
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_agent_suspend(
+    ngx_http_agentgov_store_t *s, ag_str_t agent, ngx_uint_t on, int64_t now,
+    ngx_uint_t *count);
+
+/* Stop (on = 1) or start (on = 0) every agent at once; stopping revokes every
+   live task. */
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_stop(
+    ngx_http_agentgov_store_t *s, ngx_uint_t on, int64_t now,
+    ngx_uint_t *count);
+
+/* Whether the agent may act: OK, or SUSPENDED (it, or everyone). */
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_agent_check(
+    ngx_http_agentgov_store_t *s, ag_str_t agent);
+
+
+/* --- figures ---------------------------------------------------------------- */
+
+typedef struct {
+    ngx_uint_t   live_tasks;
+    ngx_uint_t   suspended_agents;
+    ngx_uint_t   stopped;
+    double       used;           /* fraction of the zone in use, 0..1 */
+} ngx_http_agentgov_store_stats_t;
+
+void ngx_http_agentgov_store_stats(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_store_stats_t *st);
+
+#endif /* NGX_HTTP_AGENTGOV_STORE_H */
