@@ -53,6 +53,7 @@ typedef struct {
     const char          *code;
     const char          *decision;       /* Agent-Decision */
     ngx_str_t            message;
+    int64_t              retry_after;    /* seconds, for 429; 0: none */
 } ngx_http_agentgov_refusal_t;
 
 
@@ -75,6 +76,11 @@ typedef struct {
                                             certificate, when one proved the
                                             identity */
     unsigned             person:1;       /* control API: not an agent */
+
+    unsigned             has_task:1;
+    ag_task_t            task;           /* the call's live task */
+    u_char              *task_buf;       /* its strings */
+    json_t              *task_claims;    /* of its token */
 
     ngx_str_t            path;           /* relative, normalised */
     ngx_str_t            uri;            /* $agentgov_uri */
@@ -104,6 +110,14 @@ void ngx_http_agentgov_identity(ngx_http_agentgov_ctx_t *ctx,
     ag_identity_t *id);
 ngx_int_t ngx_http_agentgov_init_process(ngx_cycle_t *cycle);
 void ngx_http_agentgov_exit_process(ngx_cycle_t *cycle);
+
+/* ngx_http_agentgov_task.c */
+ngx_int_t ngx_http_agentgov_task_check(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
+ngx_int_t ngx_http_agentgov_task_scope(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
+ngx_int_t ngx_http_agentgov_task_spend(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
 
 /* ngx_http_agentgov_respond.c */
 ngx_int_t ngx_http_agentgov_refuse(ngx_http_request_t *r,

@@ -36,7 +36,7 @@ static void ngx_http_agentgov_json_cleanup(void *data);
 
 #define ngx_http_agentgov_set_refusal(ref, st, c, d, msg)                     \
     (ref)->status = st; (ref)->code = c; (ref)->decision = d;                 \
-    ngx_str_set(&(ref)->message, msg)
+    (ref)->retry_after = 0; ngx_str_set(&(ref)->message, msg)
 
 
 ngx_http_agentgov_ctx_t *
@@ -222,6 +222,7 @@ ngx_http_agentgov_decide(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
                 ref.status = NGX_HTTP_BAD_REQUEST;
                 ref.code = "bad_request";
                 ref.decision = "deny";
+                ref.retry_after = 0;
                 ref.message.len = ngx_strlen(err);
                 ref.message.data = ngx_pnalloc(r->pool, ref.message.len);
                 if (ref.message.data == NULL) {
@@ -268,6 +269,7 @@ ngx_http_agentgov_decide(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
         ref.status = NGX_HTTP_FORBIDDEN;
         ref.code = "denied";
         ref.decision = "deny";
+        ref.retry_after = 0;
         ref.message.data = (u_char *) ctx->decision.reason;
         ref.message.len = ngx_strlen(ref.message.data);
         return ngx_http_agentgov_stop(r, ctx, alcf, &ref);

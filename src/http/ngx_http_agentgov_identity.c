@@ -287,6 +287,7 @@ ngx_http_agentgov_refusal_text(ngx_http_request_t *r,
     ref->status = status;
     ref->code = code;
     ref->decision = "deny";
+    ref->retry_after = 0;
 
     plen = ngx_strlen(prefix);
     dlen = detail ? ngx_strlen(detail) : 0;

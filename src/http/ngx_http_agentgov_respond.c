@@ -81,6 +81,23 @@ ngx_http_agentgov_refuse(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     h->value.data = (u_char *) ref->decision;
     h->value.len = ngx_strlen(ref->decision);
 
+    if (ref->retry_after > 0) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            goto failed;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        h->value.data = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (h->value.data == NULL) {
+            goto failed;
+        }
+
+        h->value.len = ngx_sprintf(h->value.data, "%L", ref->retry_after)
+                       - h->value.data;
+    }
+
     rc = ngx_http_send_response(r, ref->status, &ngx_http_agentgov_json_type,
                                 &cv);
     ngx_http_finalize_request(r, rc);
