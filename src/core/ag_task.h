@@ -29,6 +29,11 @@
 #define AG_TASK_PURPOSE_MAX  512
 #define AG_TASK_CNF_LEN      64     /* hex SHA-256 of the client certificate */
 
+/* ADDED: the buffer ag_task_plan needs at most: id, tools, chain, each
+   NUL-terminated */
+#define AG_TASK_PLAN_BUF     (AG_TASK_ID_LEN + 1 + AG_TASK_TOOLS_MAX + 1 \
+                              + AG_TASK_CHAIN_MAX + 1)
+
 typedef enum {
     AG_TASK_LIVE = 0,
     AG_TASK_ENDED,          /* by its agent, an admin, or a parent's end */
@@ -111,7 +116,21 @@ typedef enum {
  * Verify a task token: size, form, typ, alg HS256, MAC (constant time),
  * iss, exp (no skew: the gateway issued it). On success *claims is a new
  * reference (caller decrefs) and t is filled with pointers into it (id,
- * agent, intent, tools, parent, chain, cnf, depth, expires).
+ * agent, intent, tools, parent, chain, cnf, depth, expires, and granted =
+ * iat, when this token was minted: the store keeps the first grant; every
+ * other field zero).
+ *
+ * The header must be exactly the one ag_task_token_mint writes, and the MAC
+ * is checked before the payload is parsed. The claims must be exactly the
+ * minted set with their types (unknown claims are refused), and consistent:
+ * a root task (depth 0) has chain "" and no parent; a child's chain names
+ * depth + 1 agents, the last being sub.
+ *
+ * ADDED: the verifier adds two keys of its own to *claims, so that t can
+ * point at strings the token spells differently: "_tools" (the tools array
+ * joined with ',', what t->tools points to) and, when the token has cnf,
+ * "_cnf" (the thumbprint as 64 lower-case hex digits, what t->cnf points to).
+ * They never come from the token (a token carrying them is refused).
  */
 ag_task_token_status_t ag_task_token_verify(const unsigned char key[32],
     const char *iss, const char *tok, size_t len, int64_t now,
@@ -132,6 +151,15 @@ ag_task_token_status_t ag_task_token_verify(const unsigned char key[32],
  *                     tools outside the intent (or the parent's), depth over
  *                     max_depth, a child with another intent
  * The task id is generated here.
+ *
+ * Without "tools" the task gets the intent's tools (a child: those of them its
+ * parent has). A child also needs its parent's intent and a parent that has
+ * not expired; its expiry is capped by the parent's. The checks run in this
+ * order: body (400), intent exists (403), agent listed (403), ttl over
+ * max_ttl (400), parent (403), tools (400/403), chain (400), so that only an
+ * agent allowed the intent learns its max_ttl.
+ * ADDED: 503 gateway_error when buf is too small (AG_TASK_PLAN_BUF bytes are
+ * always enough) or no random id can be made.
  */
 int ag_task_plan(const ag_policy_t *p, const ag_agent_t *agent, ag_str_t cnf,
     json_t *body, const ag_task_t *parent, int64_t now, ag_task_t *t,
@@ -143,6 +171,9 @@ int ag_task_plan(const ag_policy_t *p, const ag_agent_t *agent, ag_str_t cnf,
  * ttl_req is the requested TTL in seconds (0: the intent's max_ttl). The new
  * expiry is now + ttl, capped by granted + max_lifetime and by the parent's
  * expiry (parent may be NULL at depth 0). Fails with 400/403 as above.
+ * A renewal never shortens: *expires is never earlier than t->expires. When
+ * the caps leave nothing after now, 403 denied ("the task reached its
+ * max_lifetime", or its parent has expired).
  */
 int ag_task_plan_renew(const ag_policy_t *p, const ag_task_t *t,
     const ag_task_t *parent, int64_t ttl_req, int64_t now,
@@ -169,10 +200,21 @@ int ag_task_budget_spend(const ag_intent_t *in, ag_task_t *t, int64_t now_ms,
 /* The task as the API shows it: {"task", "agent", "owner", "intent", "tools",
    "parent", "chain", "depth", "purpose", "state", "granted_at", "expires_at",
    "ended_at", "calls"}, times RFC 3339 UTC; state "expired" for a live task
-   past its expiry. */
+   past its expiry. tools is an array of names; parent, chain, purpose and
+   ended_at are null when empty (a root task, no purpose, still live).
+   NULL when out of memory. */
 json_t *ag_task_to_json(const ag_task_t *t, int64_t now);
 
-/* RFC 3339 UTC with seconds: "2026-11-23T10:00:00Z" into out (>= 21 bytes). */
+/* RFC 3339 UTC with seconds: "2026-11-23T10:00:00Z" into out (>= 21 bytes).
+   Times outside 1970-01-01T00:00:00Z .. 9999-12-31T23:59:59Z are clamped
+   to those ends, so the text is always RFC 3339. */
 void ag_time_rfc3339(int64_t t, char *out, size_t outlen);
+
+/* ADDED: "live", "ended", "revoked", "expired" (audit records, the API). */
+const char *ag_task_state_name(ag_task_state_t s);
+
+/* ADDED: the comma-joined tools as a JSON array of strings (the 201 answer
+   to a declaration lists them); NULL when out of memory. */
+json_t *ag_task_tools_json(ag_str_t tools);
 
 #endif /* AG_TASK_H */
