@@ -8,6 +8,8 @@
 
 
 static ngx_int_t ngx_http_agentgov_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_agentgov_init_process(ngx_cycle_t *cycle);
+static void ngx_http_agentgov_exit_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_agentgov_postconfiguration(ngx_conf_t *cf);
 static void *ngx_http_agentgov_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_agentgov_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -108,6 +110,22 @@ ngx_module_t  ngx_http_agentgov_module = {
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+/* per-worker caches of verified tokens */
+
+static ngx_int_t
+ngx_http_agentgov_init_process(ngx_cycle_t *cycle)
+{
+    return ngx_http_agentgov_identity_init_process(cycle);
+}
+
+
+static void
+ngx_http_agentgov_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_agentgov_identity_exit_process(cycle);
+}
 
 
 static ngx_int_t

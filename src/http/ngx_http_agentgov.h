@@ -108,8 +108,8 @@ ngx_int_t ngx_http_agentgov_identify(ngx_http_request_t *r,
     ngx_http_agentgov_refusal_t *ref);
 void ngx_http_agentgov_identity(ngx_http_agentgov_ctx_t *ctx,
     ag_identity_t *id);
-ngx_int_t ngx_http_agentgov_init_process(ngx_cycle_t *cycle);
-void ngx_http_agentgov_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_agentgov_identity_init_process(ngx_cycle_t *cycle);
+void ngx_http_agentgov_identity_exit_process(ngx_cycle_t *cycle);
 
 /* ngx_http_agentgov_task.c */
 ngx_int_t ngx_http_agentgov_task_check(ngx_http_request_t *r,
@@ -118,6 +118,8 @@ ngx_int_t ngx_http_agentgov_task_scope(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
 ngx_int_t ngx_http_agentgov_task_spend(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
+ngx_int_t ngx_http_agentgov_task_init_process(ngx_cycle_t *cycle);
+void ngx_http_agentgov_task_exit_process(ngx_cycle_t *cycle);
 
 /* ngx_http_agentgov_respond.c */
 ngx_int_t ngx_http_agentgov_refuse(ngx_http_request_t *r,

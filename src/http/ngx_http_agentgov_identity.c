@@ -315,7 +315,7 @@ ngx_http_agentgov_claims_cleanup(void *data)
 
 
 ngx_int_t
-ngx_http_agentgov_init_process(ngx_cycle_t *cycle)
+ngx_http_agentgov_identity_init_process(ngx_cycle_t *cycle)
 {
     ngx_http_agentgov_tokcache =
                          ag_tokcache_new(NGX_HTTP_AGENTGOV_TOKCACHE_SLOTS);
@@ -331,7 +331,7 @@ ngx_http_agentgov_init_process(ngx_cycle_t *cycle)
 
 
 void
-ngx_http_agentgov_exit_process(ngx_cycle_t *cycle)
+ngx_http_agentgov_identity_exit_process(ngx_cycle_t *cycle)
 {
     ag_tokcache_free(ngx_http_agentgov_tokcache);
     ngx_http_agentgov_tokcache = NULL;
