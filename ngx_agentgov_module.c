@@ -4,7 +4,10 @@
  * src/http/, policy logic in src/core/.
  */
 
+#include <openssl/crypto.h>
+
 #include "ngx_http_agentgov.h"
+#include "ngx_http_agentgov_store.h"
 
 
 static ngx_int_t ngx_http_agentgov_preconfiguration(ngx_conf_t *cf);
@@ -20,6 +23,9 @@ static char *ngx_http_agentgov_policy(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_agentgov_trust(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_agentgov_signing_key(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static void ngx_http_agentgov_signing_key_cleanup(void *data);
 static void ngx_http_agentgov_policy_cleanup(void *data);
 static void ngx_http_agentgov_trust_cleanup(void *data);
 static void ngx_http_agentgov_spiffe_cleanup(void *data);
@@ -56,6 +62,34 @@ static ngx_command_t  ngx_http_agentgov_commands[] = {
       offsetof(ngx_http_agentgov_main_conf_t, audience),
       NULL },
 
+    { ngx_string("agentgov_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_agentgov_main_conf_t, issuer),
+      NULL },
+
+    { ngx_string("agentgov_signing_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_agentgov_signing_key,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agentgov_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_agentgov_zone_conf,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agentgov_state"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_agentgov_state_conf,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("agentgov"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_enum_slot,
@@ -75,6 +109,13 @@ static ngx_command_t  ngx_http_agentgov_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_agentgov_loc_conf_t, body_max),
+      NULL },
+
+    { ngx_string("agentgov_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_agentgov_api_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
       ngx_null_command
@@ -112,12 +153,18 @@ ngx_module_t  ngx_http_agentgov_module = {
 };
 
 
-/* per-worker caches of verified tokens */
+/* per-worker caches of verified tokens; the state file's first write */
 
 static ngx_int_t
 ngx_http_agentgov_init_process(ngx_cycle_t *cycle)
 {
-    return ngx_http_agentgov_identity_init_process(cycle);
+    if (ngx_http_agentgov_identity_init_process(cycle) != NGX_OK
+        || ngx_http_agentgov_store_init_process(cycle) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_agentgov_task_init_process(cycle);
 }
 
 
@@ -125,6 +172,7 @@ static void
 ngx_http_agentgov_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_agentgov_identity_exit_process(cycle);
+    ngx_http_agentgov_task_exit_process(cycle);
 }
 
 
@@ -201,11 +249,15 @@ ngx_http_agentgov_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_str_set(&amcf->audience, "agentgov");
     }
 
+    if (amcf->issuer.data == NULL) {
+        ngx_str_set(&amcf->issuer, "agentgov");
+    }
+
     if (amcf->governed == NGX_CONF_UNSET) {
         amcf->governed = 0;
     }
 
-    return NGX_CONF_OK;
+    return ngx_http_agentgov_zone_check_conf(cf, conf);
 }
 
 
@@ -246,6 +298,10 @@ ngx_http_agentgov_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->tool_name, prev->tool_name, "");
     ngx_conf_merge_size_value(conf->body_max, prev->body_max, 1024 * 1024);
 
+    if (ngx_http_agentgov_api_check(cf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->mode == NGX_HTTP_AGENTGOV_OFF) {
         return NGX_CONF_OK;
     }
@@ -260,6 +316,16 @@ ngx_http_agentgov_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     amcf->governed = 1;
+
+    /* every governed call is made inside a task (SPEC section 4) */
+
+    if (amcf->zone == NULL || amcf->signing_key == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"agentgov\" needs \"agentgov_zone\" and "
+                           "\"agentgov_signing_key\" in the http block: "
+                           "calls are made inside declared tasks");
+        return NGX_CONF_ERROR;
+    }
 
     /*
      * Under "satisfy any" another access module's allow would let a call
@@ -434,6 +500,80 @@ ngx_http_agentgov_trust(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * agentgov_signing_key FILE: the gateway's Ed25519 or P-256 private key. Task
+ * tokens are authenticated with a MAC key derived from it, so gateways that
+ * share the key accept each other's tokens.
+ */
+
+static char *
+ngx_http_agentgov_signing_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_agentgov_main_conf_t *amcf = conf;
+
+    char                 err[512];
+    const char          *alg;
+    EVP_PKEY            *key;
+    ngx_str_t           *value, name;
+    ngx_pool_cleanup_t  *cln;
+
+    if (amcf->signing_key != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    name = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    key = ag_key_load_private((const char *) name.data, err, sizeof(err));
+    if (key == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "agentgov_signing_key \"%V\": %s", &name, err);
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->signing_key = key;
+    cln->handler = ngx_http_agentgov_signing_key_cleanup;
+    cln->data = amcf;
+
+    alg = ag_key_alg(key);
+
+    if (alg == NULL || ngx_strcmp(alg, "RS256") == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "agentgov_signing_key \"%V\": must be an Ed25519 "
+                           "or P-256 key", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ag_task_key_derive(key, amcf->task_key, err, sizeof(err)) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "agentgov_signing_key \"%V\": %s", &name, err);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_agentgov_signing_key_cleanup(void *data)
+{
+    ngx_http_agentgov_main_conf_t *amcf = data;
+
+    EVP_PKEY_free(amcf->signing_key);
+    amcf->signing_key = NULL;
+    OPENSSL_cleanse(amcf->task_key, sizeof(amcf->task_key));
 }
 
 

@@ -25,10 +25,18 @@ stop() {
 }
 
 start() {
-    mkdir -p "$run/keys" "$run/logs" "$run/tmp"
+    mkdir -p "$run/keys" "$run/logs" "$run/tmp" "$run/state"
     chmod 700 "$run/keys"
+    # the workers write the state file; started as root, nginx runs them as nobody
+    if [ "$(id -u)" -eq 0 ]; then
+        chown nobody "$run/state"
+    fi
 
-    # dev keys: an identity provider for agents and people ("agentgov-dev")
+    # dev keys: the gateway's own signing key, and an identity provider for
+    # agents and people ("agentgov-dev")
+    if [ ! -f "$run/keys/gateway.pem" ]; then
+        "$cli" keygen --type ed25519 --out "$run/keys/gateway.pem" >/dev/null
+    fi
     if [ ! -f "$run/keys/idp.pem" ]; then
         "$cli" keygen --type p256 --out "$run/keys/idp.pem" --jwks "$run/keys/idp.jwks.json" >/dev/null
     fi
@@ -50,17 +58,22 @@ http {
     uwsgi_temp_path $run/tmp/uwsgi;
     scgi_temp_path $run/tmp/scgi;
 
-    agentgov_policy policy.json;
-    agentgov_trust  agentgov-dev keys/idp.jwks.json;
+    agentgov_policy      policy.json;
+    agentgov_trust       agentgov-dev keys/idp.jwks.json;
+    agentgov_zone        agentgov 32m;
+    agentgov_signing_key keys/gateway.pem;
+    agentgov_state       state/agentgov.state;
 
     log_format agentgov '\$remote_addr [\$time_local] "\$request_method \$uri" \$status '
-                        'agent=\$agentgov_agent tool=\$agentgov_tool '
+                        'agent=\$agentgov_agent task=\$agentgov_task intent=\$agentgov_intent tool=\$agentgov_tool '
                         'decision=\$agentgov_decision rule=\$agentgov_rule id=\$agentgov_request_id';
 
     # the gateway
     server {
         listen 127.0.0.1:$port;
         access_log $run/logs/gateway.log agentgov;
+
+        location /agentgov/ { agentgov_api; }
 
         location /tools/tickets/ {
             agentgov on;
@@ -97,6 +110,16 @@ CONF
     echo "$agent" > "$run/agent.token"
     echo "$approver" > "$run/approver.token"
 
+    # every tool call belongs to a task: declare one for the demo
+    declared=$(curl -s -H "Agent-Authorization: Bearer $agent" -H 'Content-Type: application/json' \
+        -d '{"intent": "triage-ticket", "ttl": "15m", "purpose": "demo"}' \
+        "http://127.0.0.1:$port/agentgov/v1/tasks")
+    task=$(printf '%s' "$declared" | perl -MJSON::PP -0777 -ne 'print decode_json($_)->{token}') || {
+        echo "agentgov demo: declaring the demo task failed: $declared" >&2
+        exit 1
+    }
+    echo "$task" > "$run/task.token"
+
     cat <<TXT
 agentgov demo running on http://127.0.0.1:$port (logs in $run/logs)
 
@@ -108,14 +131,21 @@ $approver
 
   AGENT=\$(cat $run/agent.token)
 
+every call belongs to a task the agent declared (15 minutes at most for this intent):
+  curl -s -H "Agent-Authorization: Bearer \$AGENT" -H 'Content-Type: application/json' \\
+       -d '{"intent": "triage-ticket", "ttl": "15m"}' http://127.0.0.1:$port/agentgov/v1/tasks
+
+the demo declared one; its token is in $run/task.token:
+  TASK=\$(cat $run/task.token)
+
 allowed (reads a ticket):
-  curl -i -H "Agent-Authorization: Bearer \$AGENT" http://127.0.0.1:$port/tools/tickets/v1/tickets/42
+  curl -i -H "Agent-Authorization: Bearer \$AGENT" -H "Agent-Task: \$TASK" http://127.0.0.1:$port/tools/tickets/v1/tickets/42
 
 denied (bulk export is never part of a task):
-  curl -i -H "Agent-Authorization: Bearer \$AGENT" http://127.0.0.1:$port/tools/tickets/v1/export/all
+  curl -i -H "Agent-Authorization: Bearer \$AGENT" -H "Agent-Task: \$TASK" http://127.0.0.1:$port/tools/tickets/v1/export/all
 
 held (a refund over 5000 needs finance approval; until approvals are enabled it is refused):
-  curl -i -H "Agent-Authorization: Bearer \$AGENT" -H 'Content-Type: application/json' \\
+  curl -i -H "Agent-Authorization: Bearer \$AGENT" -H "Agent-Task: \$TASK" -H 'Content-Type: application/json' \\
        -d '{"amount": 9000, "currency": "EUR"}' http://127.0.0.1:$port/tools/payments/v1/refunds
 
 stop it with: make stop

@@ -9,7 +9,6 @@ use Test::More;
 use AgTest;
 
 my $t = AgTest->new;
-my (undef, $jwks) = $t->issuer_key;
 
 $t->policy({
     agentgov => 1,
@@ -23,6 +22,10 @@ $t->policy({
     tools => {
         tickets  => {},
         payments => {},
+    },
+    intents => {
+        work => { agents => ['support-bot', 'deploy-bot'], tools => ['tickets', 'payments'],
+                  max_ttl => '1h' },
     },
     rules => [
         { id => 'no-export', effect => 'deny', tool => 'tickets', method => 'GET',
@@ -44,14 +47,13 @@ $t->policy({
 
 my $echo = $t->echo_port;
 $t->config(<<"EOF");
-    agentgov_policy policy.json;
-    agentgov_trust  agentgov-test $jwks;
+@{[ $t->gateway_http ]}
     client_body_buffer_size 1k;
     log_format ag '\$agentgov_agent \$agentgov_tool \$agentgov_decision \$agentgov_rule \$agentgov_request_id';
     server {
         listen 127.0.0.1:@{[ $t->port ]};
         access_log logs/decisions.log ag;
-        location /tools/tickets/ {
+@{[ $t->api_location ]}        location /tools/tickets/ {
             agentgov on;
             agentgov_tool tickets;
             proxy_pass http://127.0.0.1:$echo/;
@@ -71,9 +73,9 @@ $t->config(<<"EOF");
 EOF
 $t->start_echo->start;
 
+my @auth = $t->agent_headers(sub => 'support-bot', intent => 'work');
+my @deploy = $t->agent_headers(sub => 'deploy-bot', intent => 'work');
 my $bot = $t->token(sub => 'support-bot');
-my $deploy = $t->token(sub => 'deploy-bot');
-my @auth = ('Agent-Authorization' => "Bearer $bot");
 
 sub refused {
     my ($r, $status, $code, $rule, $name) = @_;
@@ -87,8 +89,7 @@ sub refused {
 
 # allow: reaches the tool, relative path, own headers removed
 my $r = $t->request('GET', '/tools/tickets/v1/tickets/7?x=1',
-                    headers => [@auth, 'Agent-Task' => 'tt', 'Agent-Approval' => 'ap',
-                                'X-Other' => 'kept']);
+                    headers => [@auth, 'Agent-Approval' => 'ap', 'X-Other' => 'kept']);
 is($r->{status}, 200, 'allowed call reaches the tool');
 my $e = AgTest::echoed($r);
 is($e->{target}, '/v1/tickets/7?x=1', 'tool sees the path relative to the location');
@@ -104,8 +105,7 @@ is($r->{headers}{'agent-decision'}, 'deny', 'Agent-Decision: deny');
 is($r->{json}{message}, 'bulk export is never part of a task', 'reason is the message');
 
 # default deny: no rule allows deploy-bot on tickets
-$r = $t->request('GET', '/tools/tickets/v1/tickets/7',
-                 headers => ['Agent-Authorization' => "Bearer $deploy"]);
+$r = $t->request('GET', '/tools/tickets/v1/tickets/7', headers => \@deploy);
 refused($r, 403, 'denied', undef, 'default deny');
 
 # body conditions: a refund over 5000 is held, which is refused until holds exist
@@ -184,7 +184,7 @@ $r = $t->request('GET', '/tools/tickets/v1/tickets/7',
                  headers => ['Agent-Authorization' => "Bearer $forged"]);
 refused($r, 401, 'invalid_identity', undef, 'token signed by an untrusted key');
 $r = $t->request('GET', '/tools/tickets/v1/tickets/7',
-                 headers => [@auth, @auth]);
+                 headers => [@auth, 'Agent-Authorization' => "Bearer $bot"]);
 refused($r, 400, 'bad_request', undef, 'two Agent-Authorization headers');
 
 # monitor: decided and logged, never blocked

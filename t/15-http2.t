@@ -9,7 +9,6 @@ use Test::More;
 use AgTest;
 
 my $t = AgTest->new;
-my (undef, $jwks) = $t->issuer_key;
 my $echo = $t->echo_port;
 my $d = $t->dir;
 
@@ -17,6 +16,7 @@ $t->policy({
     agentgov => 1,
     agents => { bot => { jwt => { iss => 'agentgov-test', sub => 'bot' }, owner => 'o' } },
     tools => { payments => {} },
+    intents => { work => { agents => ['bot'], tools => ['payments'], max_ttl => '1h' } },
     rules => [
         { id => 'big', effect => 'deny', tool => 'payments', method => 'POST',
           when => { 'body:/amount' => { gt => 5000 } } },
@@ -25,12 +25,11 @@ $t->policy({
 });
 
 $t->config(<<"EOF2");
-    agentgov_policy policy.json;
-    agentgov_trust  agentgov-test $jwks;
+@{[ $t->gateway_http ]}
     client_body_buffer_size 1k;
     server {
         listen 127.0.0.1:@{[ $t->port ]} http2;
-        location /tools/payments/ {
+@{[ $t->api_location ]}        location /tools/payments/ {
             agentgov on;
             agentgov_tool payments;
             proxy_pass http://127.0.0.1:$echo/;
@@ -38,14 +37,20 @@ $t->config(<<"EOF2");
     }
 EOF2
 $t->start_echo->start;
-my $tok = $t->token(sub => 'bot');
+my $jwt = $t->token(sub => 'bot');
+my (undef, $out) = $t->run('curl', '-s', '--http2-prior-knowledge', '-H', "Agent-Authorization: Bearer $jwt",
+                           '-H', 'Content-Type: application/json', '--data-binary',
+                           '{"intent": "work", "ttl": "1h"}',
+                           "http://127.0.0.1:@{[ $t->port ]}/agentgov/v1/tasks");
+my $task = eval { $AgTest::JSON->decode($out)->{token} } or BAIL_OUT("declare over HTTP/2: $out");
+my @tok = ("Agent-Authorization: Bearer $jwt", "Agent-Task: $task");
 
 sub h2 {
     my ($body, @extra) = @_;
     $t->write_file('h2-body', $body) if defined $body;
     my @cmd = ('curl', '-s', '--http2-prior-knowledge', '-o', "$d/h2.out",
                '-w', '%{http_code} %{http_version}',
-               '-H', "Agent-Authorization: Bearer $tok", @extra);
+               (map { ('-H', $_) } @tok), @extra);
     push @cmd, '-H', 'Content-Type: application/json', '--data-binary', "\@$d/h2-body"
         if defined $body;
     push @cmd, "http://127.0.0.1:@{[ $t->port ]}/tools/payments/v1/refunds";

@@ -9,12 +9,12 @@ use Test::More;
 use AgTest;
 
 my $t = AgTest->new;
-my (undef, $jwks) = $t->issuer_key;
 
 $t->policy({
     agentgov => 1,
     agents => { bot => { jwt => { iss => 'agentgov-test', sub => 'bot' }, owner => 'o' } },
     tools => { tickets => {} },
+    intents => { work => { agents => ['bot'], tools => ['tickets'], max_ttl => '1h' } },
     rules => [
         { id => 'no-admin', effect => 'deny', tool => 'tickets', path => '/v1/admin/**' },
         { id => 'no-root-users', effect => 'deny', tool => 'tickets', path => '/v1/users' },
@@ -24,11 +24,10 @@ $t->policy({
 
 my $echo = $t->echo_port;
 $t->config(<<"EOF2");
-    agentgov_policy policy.json;
-    agentgov_trust  agentgov-test $jwks;
+@{[ $t->gateway_http ]}
     server {
         listen 127.0.0.1:@{[ $t->port ]};
-        location /tools/tickets/ {
+@{[ $t->api_location ]}        location /tools/tickets/ {
             agentgov on;
             agentgov_tool tickets;
             proxy_pass http://127.0.0.1:$echo/;
@@ -42,7 +41,8 @@ $t->config(<<"EOF2");
 EOF2
 $t->start_echo->start;
 
-my $auth = 'Agent-Authorization: Bearer ' . $t->token(sub => 'bot');
+my %h = $t->agent_headers(sub => 'bot', intent => 'work');
+my $auth = join "\r\n", map { "$_: $h{$_}" } sort keys %h;
 
 sub get {
     my ($target) = @_;

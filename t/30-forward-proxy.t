@@ -9,7 +9,6 @@ use Test::More;
 use AgTest;
 
 my $t = AgTest->new;
-my (undef, $jwks) = $t->issuer_key;
 my $echo = $t->echo_port;
 
 $t->policy({
@@ -19,6 +18,7 @@ $t->policy({
         tickets => { hosts => ['tickets.internal'], upstream => "http://127.0.0.1:$echo" },
         wiki    => { hosts => ['*.wiki.internal'], upstream => "http://127.0.0.1:$echo" },
     },
+    intents => { work => { agents => ['bot'], tools => ['tickets', 'wiki'], max_ttl => '1h' } },
     rules => [
         { id => 'no-export', effect => 'deny', tool => 'tickets', path => '/v1/export/**' },
         { id => 'tickets', effect => 'allow', tool => 'tickets' },
@@ -27,12 +27,11 @@ $t->policy({
 });
 
 $t->config(<<"EOF2");
-    agentgov_policy policy.json;
-    agentgov_trust  agentgov-test $jwks;
+@{[ $t->gateway_http ]}
     log_format ag '\$agentgov_tool \$agentgov_upstream \$agentgov_uri';
     server {
         listen 127.0.0.1:@{[ $t->port ]};
-        access_log logs/fp.log ag;
+@{[ $t->api_location ]}        access_log logs/fp.log ag;
         location / {
             agentgov on;
             proxy_pass \$agentgov_upstream\$agentgov_uri;
@@ -41,7 +40,8 @@ $t->config(<<"EOF2");
 EOF2
 $t->start_echo->start;
 
-my $auth = 'Agent-Authorization: Bearer ' . $t->token(sub => 'bot');
+my %h = $t->agent_headers(sub => 'bot', intent => 'work');
+my $auth = join "\r\n", map { "$_: $h{$_}" } sort keys %h;
 
 sub fp {
     my ($method, $url, $host) = @_;

@@ -11,7 +11,6 @@ use Time::HiRes qw(sleep);
 use AgTest;
 
 my $t = AgTest->new;
-my (undef, $jwks) = $t->issuer_key;
 my $echo = $t->echo_port;
 
 sub policy_with {
@@ -20,6 +19,7 @@ sub policy_with {
         agentgov => 1,
         agents => { bot => { jwt => { iss => 'agentgov-test', sub => 'bot' }, owner => 'o' } },
         tools => { tickets => {} },
+        intents => { work => { agents => ['bot'], tools => ['tickets'], max_ttl => '1h' } },
         rules => [ { id => 'r1', effect => $effect, tool => 'tickets' } ],
     };
 }
@@ -28,11 +28,11 @@ sub conf {
     my ($extra, $loc, $tool) = @_;
     $tool //= 'tickets';
     $t->config(<<"EOF2");
-    agentgov_policy policy.json;
-    agentgov_trust  agentgov-test $jwks;
+@{[ $t->gateway_http ]}
     $extra
     server {
         listen 127.0.0.1:@{[ $t->port ]};
+@{[ $t->api_location ]}
         location /tools/tickets/ {
             agentgov on;
             agentgov_tool $tool;
@@ -86,6 +86,17 @@ like($out, qr{no "agentgov_policy"}, 'missing policy message');
 
 $t->config(<<"EOF2");
     agentgov_policy policy.json;
+    server {
+        listen 127.0.0.1:@{[ $t->port ]};
+        location / { agentgov on; agentgov_tool tickets; return 200; }
+    }
+EOF2
+($rc, $out) = $t->nginx_test;
+isnt($rc, 0, 'agentgov on without a zone and a signing key fails');
+like($out, qr{needs "agentgov_zone" and "agentgov_signing_key"}, 'tasks need the zone and the key');
+
+$t->config(<<"EOF2");
+    agentgov_policy policy.json;
     agentgov_trust  agentgov-test $t->{dir}/missing.json;
     server { listen 127.0.0.1:@{[ $t->port ]}; }
 EOF2
@@ -98,7 +109,7 @@ conf('', '');
 is($rc, 0, 'valid configuration passes nginx -t') or diag $out;
 $t->start_echo->start;
 
-my @auth = ('Agent-Authorization' => 'Bearer ' . $t->token(sub => 'bot'));
+my @auth = $t->agent_headers(sub => 'bot', intent => 'work');
 is($t->request('GET', '/tools/tickets/x', headers => \@auth)->{status}, 200,
    'allowed under the first policy');
 

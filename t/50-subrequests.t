@@ -10,13 +10,13 @@ use Time::HiRes qw(sleep);
 use AgTest;
 
 my $t = AgTest->new;
-my (undef, $jwks) = $t->issuer_key;
 my $echo = $t->echo_port;
 
 $t->policy({
     agentgov => 1,
     agents => { bot => { jwt => { iss => 'agentgov-test', sub => 'bot' }, owner => 'o' } },
     tools => { tickets => {} },
+    intents => { work => { agents => ['bot'], tools => ['tickets'], max_ttl => '1h' } },
     rules => [ { id => 'all', effect => 'allow', tool => 'tickets' } ],
 });
 mkdir $t->dir . '/html';
@@ -26,11 +26,10 @@ $t->write_file('html/page.html',
                "before<!--# include virtual=\"/tools/tickets/v1/ssi\" -->after\n");
 
 $t->config(<<"EOF2");
-    agentgov_policy policy.json;
-    agentgov_trust  agentgov-test $jwks;
+@{[ $t->gateway_http ]}
     server {
         listen 127.0.0.1:@{[ $t->port ]};
-        root html;
+@{[ $t->api_location ]}        root html;
         location /tools/tickets/ {
             agentgov on;
             agentgov_tool tickets;
@@ -70,7 +69,7 @@ for my $kind (qw(ssi auth mirror)) {
 
 # the main request path still works
 $r = $t->request('GET', '/tools/tickets/v1/direct',
-                 headers => ['Agent-Authorization' => 'Bearer ' . $t->token(sub => 'bot')]);
+                 headers => [$t->agent_headers(sub => 'bot', intent => 'work')]);
 is($r->{status}, 200, 'direct governed call still allowed');
 
 done_testing;

@@ -10,13 +10,13 @@ use Test::More;
 use AgTest;
 
 my $t = AgTest->new;
-my (undef, $jwks) = $t->issuer_key;
 my $echo = $t->echo_port;
 
 $t->policy({
     agentgov => 1,
     agents => { bot => { jwt => { iss => 'agentgov-test', sub => 'bot' }, owner => 'o' } },
     tools => { tickets => {} },
+    intents => { work => { agents => ['bot'], tools => ['tickets'], max_ttl => '1h' } },
     rules => [ { id => 'all', effect => 'allow', tool => 'tickets' } ],
 });
 
@@ -26,13 +26,12 @@ my ($recipe) = $doc =~ /```nginx\n(error_page.*?)```/s;
 ok($recipe, 'docs/errors.md has the error_page recipe');
 
 $t->config(<<"EOF2");
-    agentgov_policy policy.json;
-    agentgov_trust  agentgov-test $jwks;
+@{[ $t->gateway_http ]}
     large_client_header_buffers 2 1k;
     server {
         listen 127.0.0.1:@{[ $t->port ]};
         client_max_body_size 2k;
-$recipe
+@{[ $t->api_location ]}$recipe
         location /tools/tickets/ {
             agentgov on;
             agentgov_tool tickets;
@@ -42,7 +41,7 @@ $recipe
     }
 EOF2
 $t->start_echo->start;
-my @auth = ('Agent-Authorization' => 'Bearer ' . $t->token(sub => 'bot'));
+my @auth = $t->agent_headers(sub => 'bot', intent => 'work');
 
 my $r = $t->request('POST', '/tools/tickets/x', headers => \@auth, body => 'z' x 5000);
 is($r->{status}, 413, 'body over client_max_body_size: 413');

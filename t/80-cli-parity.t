@@ -10,7 +10,6 @@ use Test::More;
 use AgTest;
 
 my $t = AgTest->new;
-my (undef, $jwks) = $t->issuer_key;
 my $echo = $t->echo_port;
 my $policy = "$AgTest::ROOT/policies/example.json";
 my $cases = $AgTest::JSON->decode($t->read_file("$AgTest::ROOT/policies/example.cases.json"));
@@ -32,11 +31,11 @@ my $locations = join "\n", map { <<"LOC" } @tools;
 LOC
 
 $t->config(<<"EOF2");
-    agentgov_policy $policy;
-    agentgov_trust  agentgov-dev $jwks;
+@{[ $t->gateway_http(policy => $policy, iss => 'agentgov-dev') ]}
     server {
         listen 127.0.0.1:@{[ $t->port ]};
         add_header X-Rule \$agentgov_rule always;
+@{[ $t->api_location ]}
 $locations
         location / {
             agentgov on;
@@ -46,22 +45,23 @@ $locations
 EOF2
 $t->start_echo->start;
 
-my %tokens;
 my $n = 0;
 for my $case (@{ $cases->{cases} }) {
     my %call = %{ $case->{call} };
     next if $call{mcp};                        # MCP calls arrive with a later release
     next if $call{tool} && !$policy_json->{tools}{ $call{tool} };
-    delete @call{qw(intent time)};             # no tasks yet: the module has no intent
+    next unless $call{intent};                 # the module calls only inside tasks
+    my $intent = $policy_json->{intents}{ $call{intent} } or next;
+    next unless grep { $_ eq $call{agent} } @{ $intent->{agents} };
+    delete $call{time};                        # the module decides at the current time
     $n++;
 
     my $file = $t->write_file("call-$n.json", $AgTest::JSON->encode(\%call));
     my (undef, $res) = $t->run($AgTest::CLI, 'policy', 'eval', $policy, $file);
     my $cli = eval { $AgTest::JSON->decode($res) } or do { fail("eval $case->{name}: $res"); next };
 
-    my $agent = $call{agent};
-    $tokens{$agent} //= $t->token(iss => 'agentgov-dev', sub => $agent);
-    my @h = ('Agent-Authorization' => "Bearer $tokens{$agent}");
+    my @h = $t->agent_headers(sub => $call{agent}, intent => $call{intent},
+                              iss => 'agentgov-dev', ttl => '10m');
     for my $name (sort keys %{ $call{headers} // {} }) {
         my $v = $call{headers}{$name};
         push @h, map { ($name => $_) } ref $v ? @$v : ($v);
@@ -81,6 +81,9 @@ for my $case (@{ $cases->{cases} }) {
                : 'deny';
     is($module, $cli->{decision}, "$case->{name}: same decision ($cli->{decision})");
     is($r->{headers}{'x-rule'} || undef, $cli->{rule}, "$case->{name}: same rule");
+    if ($module eq 'deny' && $cli->{error}) {
+        is($r->{json}{error}, $cli->{error}, "$case->{name}: same error ($cli->{error})");
+    }
 }
 ok($n >= 10, "$n calls compared");
 

@@ -137,6 +137,9 @@ char *ngx_http_agentgov_state_conf(ngx_conf_t *cf, ngx_command_t *cmd,
 /* ngx_http_agentgov_api.c: the agentgov_api directive (control API) */
 char *ngx_http_agentgov_api_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+char *ngx_http_agentgov_api_check(ngx_conf_t *cf);
+ngx_int_t ngx_http_agentgov_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, json_t *json);   /* does not take the reference */
 
 /* ngx_http_agentgov_variables.c */
 ngx_int_t ngx_http_agentgov_add_variables(ngx_conf_t *cf);

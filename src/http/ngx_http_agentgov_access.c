@@ -132,7 +132,21 @@ ngx_http_agentgov_start(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    rc = ngx_http_agentgov_task_check(r, ctx, &ref);
+    if (rc == NGX_DECLINED) {
+        return ngx_http_agentgov_stop(r, ctx, alcf, &ref);
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     rc = ngx_http_agentgov_resolve_tool(r, ctx, alcf, &ref);
+    if (rc == NGX_DECLINED) {
+        return ngx_http_agentgov_stop(r, ctx, alcf, &ref);
+    }
+
+    rc = ngx_http_agentgov_task_scope(r, ctx, &ref);
     if (rc == NGX_DECLINED) {
         return ngx_http_agentgov_stop(r, ctx, alcf, &ref);
     }
@@ -257,6 +271,15 @@ ngx_http_agentgov_decide(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     switch (ctx->decision.effect) {
 
     case AG_ALLOW:
+        rc = ngx_http_agentgov_task_spend(r, ctx, &ref);
+        if (rc == NGX_DECLINED) {
+            return ngx_http_agentgov_stop(r, ctx, alcf, &ref);
+        }
+
+        if (rc != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         return ngx_http_agentgov_pass(r, ctx);
 
     case AG_HOLD:
@@ -571,6 +594,13 @@ ngx_http_agentgov_build_call(ngx_http_request_t *r,
         call->agent.len = ngx_strlen(ctx->agent->name);
         call->owner.p = ctx->agent->owner;
         call->owner.len = call->owner.p ? ngx_strlen(call->owner.p) : 0;
+    }
+
+    if (ctx->has_task) {
+        call->task = ctx->task.id;
+        call->intent = ctx->task.intent;
+        call->chain = ctx->task.chain;
+        call->depth = ctx->task.depth;
     }
 
     call->tool.p = ctx->tool->name;

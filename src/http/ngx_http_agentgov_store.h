@@ -130,4 +130,22 @@ typedef struct {
 void ngx_http_agentgov_store_stats(ngx_http_agentgov_store_t *s,
     ngx_http_agentgov_store_stats_t *st);
 
+/* Whether the last write of agentgov_state failed (health: state is not
+   being persisted). 0 without agentgov_state. */
+ngx_uint_t ngx_http_agentgov_store_state_failing(
+    ngx_http_agentgov_store_t *s);
+
+
+/* --- wiring (ngx_agentgov_module.c) -------------------------------------- */
+
+/*
+ * From the module's init_process: writes agentgov_state if the zone holds
+ * what the file does not (no file yet at start, or a reload changed its
+ * path), so that a restart right after loses nothing.
+ */
+ngx_int_t ngx_http_agentgov_store_init_process(ngx_cycle_t *cycle);
+
+/* From the main conf's init: "agentgov_state" requires "agentgov_zone". */
+char *ngx_http_agentgov_zone_check_conf(ngx_conf_t *cf, void *conf);
+
 #endif /* NGX_HTTP_AGENTGOV_STORE_H */

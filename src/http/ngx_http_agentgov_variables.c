@@ -133,6 +133,20 @@ ngx_http_agentgov_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         ngx_http_agentgov_set_cstr(v, ctx->tool ? ctx->tool->upstream : NULL);
         return NGX_OK;
 
+    case AG_VAR_TASK:
+        if (ctx->has_task) {
+            s.data = (u_char *) ctx->task.id.p;
+            s.len = ctx->task.id.len;
+        }
+        break;
+
+    case AG_VAR_INTENT:
+        if (ctx->has_task) {
+            s.data = (u_char *) ctx->task.intent.p;
+            s.len = ctx->task.intent.len;
+        }
+        break;
+
     case AG_VAR_DECISION:
         s = ctx->decision_name;
         break;
@@ -151,7 +165,7 @@ ngx_http_agentgov_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         break;
 
     default:
-        /* tasks, approvals and key stripping arrive in later releases */
+        /* approvals and key stripping arrive in later releases */
         break;
     }
 

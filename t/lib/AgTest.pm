@@ -93,6 +93,79 @@ sub issuer_key {
     return ($key, $jwks);
 }
 
+# The gateway's own signing key (task tokens, minted credentials): Ed25519.
+sub gateway_key {
+    my ($self) = @_;
+    my $key = "$self->{dir}/gateway.pem";
+    unless (-e $key) {
+        my ($rc, $out) = $self->run($CLI, 'keygen', '--out', $key,
+                                    '--type', 'ed25519');
+        die "keygen: $out" if $rc;
+    }
+    return $key;
+}
+
+# The http-level directives every gateway test needs: policy, trust in the
+# test issuer, the zone and the signing key (and, with state => 1, a state
+# file). Returns the text to put in the http block.
+sub gateway_http {
+    my ($self, %o) = @_;
+    my (undef, $jwks) = $self->issuer_key;
+    my $key = $self->gateway_key;
+    my $text = "    agentgov_policy      " . ($o{policy} // 'policy.json') . ";\n"
+             . "    agentgov_trust       " . ($o{iss} // 'agentgov-test') . " $jwks;\n"
+             . "    agentgov_zone        agentgov " . ($o{zone} // '1m') . ";\n"
+             . "    agentgov_signing_key $key;\n";
+    if ($o{state}) {
+        # the workers write the state file: as root, nginx runs them as nobody
+        my $dir = "$self->{dir}/state";
+        mkdir $dir;
+        if ($> == 0) {
+            my (undef, undef, $uid, $gid) = getpwnam('nobody');
+            chown $uid, $gid, $dir if defined $uid;
+        }
+        $text .= "    agentgov_state       $dir/agentgov.state;\n";
+    }
+    return $text;
+}
+
+# The control API location, for a server block.
+sub api_location {
+    return "        location /agentgov/ { agentgov_api; }\n";
+}
+
+# Declare a task with an agent's JWT; returns the task token (dies on
+# failure), or with want_response => 1 the whole response.
+sub declare {
+    my ($self, %o) = @_;
+    my $body = { intent => $o{intent}, ttl => $o{ttl} // '5m' };
+    $body->{tools} = $o{tools} if $o{tools};
+    $body->{purpose} = $o{purpose} if $o{purpose};
+    my @h = ('Agent-Authorization' => "Bearer $o{jwt}",
+             'Content-Type' => 'application/json');
+    push @h, 'Agent-Task' => $o{parent} if $o{parent};
+    my $r = $self->request('POST', '/agentgov/v1/tasks', headers => \@h,
+                           body => $body);
+    return $r if $o{want_response};
+    die "declare $o{intent}: $r->{status} $r->{body}\n"
+        unless $r->{status} == 201;
+    return $r->{json}{token};
+}
+
+# The headers of an agent calling inside a task: its identity token and the
+# token of a task it declared for `intent` (declared once per agent and intent).
+sub agent_headers {
+    my ($self, %o) = @_;
+    my $key = "$o{sub}\0$o{intent}";
+    $self->{jwts}{ $o{sub} } //= $self->token(sub => $o{sub},
+                                              iss => $o{iss} // 'agentgov-test');
+    my $jwt = $self->{jwts}{ $o{sub} };
+    $self->{tasks}{$key} //= $self->declare(jwt => $jwt, intent => $o{intent},
+                                            ttl => $o{ttl} // '1h');
+    return ('Agent-Authorization' => "Bearer $jwt",
+            'Agent-Task' => $self->{tasks}{$key});
+}
+
 sub token {
     my ($self, %o) = @_;
     my ($key) = $self->issuer_key($o{key_name});
@@ -344,6 +417,18 @@ sub echo_log {
     my ($self) = @_;
     my $text = $self->read_file('logs/echo.log') // '';
     return [ map { $JSON->decode($_) } grep { length } split /\n/, $text ];
+}
+
+sub b64url {
+    my ($bytes) = @_;
+    require MIME::Base64;
+    return MIME::Base64::encode_base64url($bytes);
+}
+
+sub b64url_decode {
+    my ($text) = @_;
+    require MIME::Base64;
+    return MIME::Base64::decode_base64url($text);
 }
 
 sub error_log { $_[0]->read_file('logs/error.log') // '' }

@@ -1,0 +1,3053 @@
+/*
+ * The state store in an nginx shared memory zone (agentgov_zone), and what of
+ * it must outlive a restart (agentgov_state).
+ *
+ * The zone follows limit_req and ssl_session_cache: a slab pool whose data is
+ * one shared struct; every operation runs under the slab pool's own mutex
+ * (the master force-unlocks it when a worker dies holding it); a reload with
+ * the same name and size keeps the memory and init_zone takes the old data.
+ *
+ * A task is one slab allocation: the links, the fixed fields, then its
+ * strings packed behind them, so that no half of a record can exist. Records
+ * are indexed three ways:
+ *
+ *   tasks    rbtree by crc32(id), then the id bytes: lookups, and the stable
+ *            order of lists;
+ *   expiry   rbtree by expiry time (for an ended or revoked task, the expiry
+ *            it had); past it, a record moves to the dead queue, in expiry
+ *            order, and lingers NGX_HTTP_AGENTGOV_LINGER seconds so that its
+ *            id answers "expired" (or "ended", "revoked") rather than
+ *            "unknown"; then it is freed;
+ *   children each record's descendants hang off its children queue, so that
+ *            ending a task ends its subtree without a scan.
+ *
+ * Agents have small records of their own while they have live tasks or are
+ * suspended: the live count behind max_tasks and the suspended flag. A few
+ * free agent records are kept in reserve so that a suspension works even in
+ * a zone that live tasks have filled.
+ *
+ * A record counts as live (towards its agent's max_tasks and the zone's live
+ * figure) from its insertion until it ends, is revoked, or leaves the expiry
+ * tree. Expired live records are noticed lazily: a bounded batch on each
+ * operation, and all of them when an agent is at its limit or memory is
+ * short. Memory is never found by dropping a live task.
+ *
+ * agentgov_state: live tasks, suspended agents and the stop flag are written
+ * to a JSON file whenever one of them changes (budget spends are saved with
+ * the next such write). The snapshot is a binary copy taken under the zone's
+ * lock; it is encoded and written (FILE.tmp, fsync, rename, fsync of the
+ * directory) outside it, so the directory must be writable by the worker
+ * processes' user. Writers are serialized by flock() on FILE.lock (released
+ * by the kernel if a worker dies, and shared by every process, even those of
+ * an old zone after a reload that changed the zone's size). A writer that
+ * finds the lock taken leaves the write to its holder, who writes again if
+ * the zone changed meanwhile.
+ *
+ * The file is loaded whenever a zone is created (start, restart, a reload
+ * that changes the zone's size, and "nginx -t"), in the master, before the
+ * workers that will use the zone exist. A malformed file fails start-up and
+ * "nginx -t": starting with suspensions silently lifted would fail open. A
+ * restart with a different zone size therefore loses nothing but the calls
+ * counted since the last write.
+ */
+
+#include <sys/file.h>
+
+#include "ngx_http_agentgov.h"
+#include "ngx_http_agentgov_store.h"
+
+
+#define NGX_HTTP_AGENTGOV_ZONE_VERSION   0x61670001  /* "ag", layout 1 */
+#define NGX_HTTP_AGENTGOV_ZONE_MIN       (64 * 1024)
+#define NGX_HTTP_AGENTGOV_STATE_VERSION  1
+
+/* how long a record stays after its expiry, seconds */
+#define NGX_HTTP_AGENTGOV_LINGER         300
+
+/* expired records handled per operation, to keep lock sections short */
+#define NGX_HTTP_AGENTGOV_EXPIRE_BATCH   256
+#define NGX_HTTP_AGENTGOV_EXPIRE_ALL     ((ngx_uint_t) -1)
+
+#define NGX_HTTP_AGENTGOV_DEPTH_MAX      64
+#define NGX_HTTP_AGENTGOV_ID_MAX         AG_TASK_ID_LEN  /* list cursors */
+#define NGX_HTTP_AGENTGOV_NAME_MAX       255
+#define NGX_HTTP_AGENTGOV_STRS_MAX       8192    /* all strings of a task */
+
+/*
+ * Agent records kept aside for suspensions: the kill switch must work in a
+ * zone that live tasks have filled. Each is big enough for any agent name.
+ */
+#define NGX_HTTP_AGENTGOV_RESERVE        8
+#define NGX_HTTP_AGENTGOV_RESERVE_SIZE                                        \
+    (offsetof(ngx_http_agentgov_agent_t, name) + NGX_HTTP_AGENTGOV_NAME_MAX)
+
+/* a writer gives up after this many rounds if the zone keeps changing */
+#define NGX_HTTP_AGENTGOV_SAVE_ROUNDS    8
+
+
+/* the strings of a task, in the order they are packed */
+enum {
+    NGX_HTTP_AGENTGOV_S_ID = 0,
+    NGX_HTTP_AGENTGOV_S_AGENT,
+    NGX_HTTP_AGENTGOV_S_OWNER,
+    NGX_HTTP_AGENTGOV_S_INTENT,
+    NGX_HTTP_AGENTGOV_S_TOOLS,
+    NGX_HTTP_AGENTGOV_S_PARENT,
+    NGX_HTTP_AGENTGOV_S_CHAIN,
+    NGX_HTTP_AGENTGOV_S_CNF,
+    NGX_HTTP_AGENTGOV_S_PURPOSE,
+    NGX_HTTP_AGENTGOV_NSTR
+};
+
+
+/*
+ * A task's fields, position independent: copied as they are (with the
+ * strings behind them) into snapshots, lists and task_get buffers.
+ */
+typedef struct {
+    int64_t                          granted;
+    int64_t                          expires;
+    int64_t                          ended;
+    int64_t                          calls;
+    int64_t                          bucket_mtok;
+    int64_t                          bucket_ms;
+    u_short                          len[NGX_HTTP_AGENTGOV_NSTR];
+    u_char                           depth;
+    u_char                           state;      /* ag_task_state_t */
+    u_char                           dead;       /* on the dead queue */
+    u_char                           str[1];
+} ngx_http_agentgov_task_data_t;
+
+
+typedef struct {
+    ngx_rbtree_node_t                node;       /* key: crc32(name) */
+    ngx_uint_t                       live;
+    u_short                          len;
+    u_char                           suspended;
+    u_char                           name[1];
+} ngx_http_agentgov_agent_t;
+
+
+typedef struct {
+    ngx_rbtree_node_t                node;       /* key: crc32(id) */
+
+    /* in exactly one of the two: the expiry tree until expires, then the
+       dead queue */
+    union {
+        ngx_rbtree_node_t            node;       /* key: expires */
+        ngx_queue_t                  queue;
+    } exp;
+
+    ngx_queue_t                      children;
+    ngx_queue_t                      sibling;    /* in the parent's children */
+
+    ngx_http_agentgov_agent_t       *agent;      /* set while counted live */
+
+    ngx_http_agentgov_task_data_t    d;          /* last: strings follow */
+} ngx_http_agentgov_task_node_t;
+
+
+typedef struct {
+    ngx_uint_t                       version;
+    size_t                           size;
+
+    ngx_rbtree_t                     tasks;
+    ngx_rbtree_node_t                tasks_sentinel;
+    ngx_rbtree_t                     expiry;
+    ngx_rbtree_node_t                expiry_sentinel;
+    ngx_queue_t                      dead;
+    ngx_rbtree_t                     agents;
+    ngx_rbtree_node_t                agents_sentinel;
+
+    ngx_uint_t                       records;    /* task records */
+    ngx_uint_t                       live;       /* counted live tasks */
+    ngx_uint_t                       ended;      /* ended or revoked, not
+                                                    yet past their expiry */
+    ngx_uint_t                       suspended;  /* suspended agents */
+    ngx_uint_t                       stopped;
+
+    size_t                           live_bytes; /* their snapshot sizes */
+    size_t                           susp_bytes;
+
+    void                            *reserve;    /* free agent records */
+    ngx_uint_t                       nreserve;
+
+    uint64_t                         gen;        /* changes worth saving */
+    uint64_t                         saved_gen;
+    uint32_t                         saved_path; /* crc32 of the file */
+    ngx_uint_t                       save_failed;
+
+    time_t                           full_logged;
+} ngx_http_agentgov_sh_t;
+
+
+struct ngx_http_agentgov_store_s {
+    ngx_shm_zone_t                  *shm_zone;
+    ngx_slab_pool_t                 *shpool;
+    ngx_http_agentgov_sh_t          *sh;
+    ngx_http_agentgov_main_conf_t   *amcf;       /* state_file */
+    uint32_t                         state_hash;
+};
+
+
+/* the header of a snapshot; suspended names, then task data, follow */
+typedef struct {
+    ngx_uint_t                       stopped;
+    ngx_uint_t                       nsuspended;
+    ngx_uint_t                       ntasks;
+} ngx_http_agentgov_snapshot_t;
+
+
+static ngx_int_t ngx_http_agentgov_zone_init(ngx_shm_zone_t *shm_zone,
+    void *data);
+static void ngx_http_agentgov_task_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static void ngx_http_agentgov_agent_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static void ngx_http_agentgov_set_insert(ngx_http_agentgov_sh_t *sh);
+
+static ngx_http_agentgov_task_node_t *ngx_http_agentgov_task_lookup(
+    ngx_http_agentgov_sh_t *sh, uint32_t hash, u_char *id, size_t len);
+static ngx_rbtree_node_t *ngx_http_agentgov_task_after(
+    ngx_http_agentgov_sh_t *sh, uint32_t hash, u_char *id, size_t len);
+static ngx_http_agentgov_agent_t *ngx_http_agentgov_agent_lookup(
+    ngx_http_agentgov_sh_t *sh, uint32_t hash, u_char *name, size_t len);
+static ngx_http_agentgov_agent_t *ngx_http_agentgov_agent_create(
+    ngx_http_agentgov_store_t *s, uint32_t hash, u_char *name, size_t len,
+    int64_t now, ngx_uint_t reserve);
+static void ngx_http_agentgov_reserve_fill(ngx_http_agentgov_store_t *s);
+static void ngx_http_agentgov_agent_release(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_agent_t *an);
+
+static ngx_http_agentgov_task_node_t *ngx_http_agentgov_task_create(
+    ngx_http_agentgov_store_t *s, const ag_task_t *t, size_t strs,
+    int64_t now);
+static void ngx_http_agentgov_task_link(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_task_node_t *rec, ngx_http_agentgov_task_node_t *parent,
+    ngx_http_agentgov_agent_t *an);
+static void ngx_http_agentgov_task_free(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_task_node_t *rec);
+static void ngx_http_agentgov_uncount(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_task_node_t *rec);
+static ngx_uint_t ngx_http_agentgov_end_tree(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_task_node_t *rec, ag_task_state_t state, int64_t now,
+    ngx_uint_t depth);
+static void ngx_http_agentgov_cap_tree(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_task_node_t *rec, int64_t expires, ngx_uint_t depth);
+static void ngx_http_agentgov_expire(ngx_http_agentgov_store_t *s,
+    int64_t now, ngx_uint_t n);
+static void *ngx_http_agentgov_alloc(ngx_http_agentgov_store_t *s,
+    size_t size, int64_t now);
+static ngx_uint_t ngx_http_agentgov_full(ngx_http_agentgov_store_t *s);
+static void ngx_http_agentgov_log_full(ngx_http_agentgov_store_t *s);
+
+static size_t ngx_http_agentgov_task_strs(const ag_task_t *t);
+static void ngx_http_agentgov_task_decode(ngx_http_agentgov_task_data_t *d,
+    u_char *str, ag_task_t *t, int64_t now);
+static size_t ngx_http_agentgov_data_strs(ngx_http_agentgov_task_data_t *d);
+
+static void ngx_http_agentgov_state_save(ngx_http_agentgov_store_t *s);
+static u_char *ngx_http_agentgov_snapshot(ngx_http_agentgov_store_t *s,
+    uint64_t *gen, size_t *size);
+static u_char *ngx_http_agentgov_state_encode(u_char *snap, size_t size,
+    size_t *len);
+static u_char *ngx_http_agentgov_json_str(u_char *dst, u_char *src,
+    size_t len);
+static size_t ngx_http_agentgov_utf8_len(u_char *p, size_t avail);
+static ngx_int_t ngx_http_agentgov_state_write(ngx_str_t *file, u_char *text,
+    size_t len, ngx_log_t *log);
+static ngx_int_t ngx_http_agentgov_state_load(ngx_http_agentgov_store_t *s,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_agentgov_state_restore(ngx_http_agentgov_store_t *s,
+    json_t *root, int64_t now, ngx_log_t *log, ngx_str_t *file);
+static const char *ngx_http_agentgov_state_task(json_t *v, ag_task_t *t);
+static const char *ngx_http_agentgov_state_err(const char *what,
+    const char *key);
+
+
+/* offsets in ag_task_t of its strings, and their names in agentgov_state */
+
+static const size_t  ngx_http_agentgov_str_off[NGX_HTTP_AGENTGOV_NSTR] = {
+    offsetof(ag_task_t, id),
+    offsetof(ag_task_t, agent),
+    offsetof(ag_task_t, owner),
+    offsetof(ag_task_t, intent),
+    offsetof(ag_task_t, tools),
+    offsetof(ag_task_t, parent),
+    offsetof(ag_task_t, chain),
+    offsetof(ag_task_t, cnf),
+    offsetof(ag_task_t, purpose)
+};
+
+static const char  *ngx_http_agentgov_str_key[NGX_HTTP_AGENTGOV_NSTR] = {
+    "id", "agent", "owner", "intent", "tools", "parent", "chain", "cnf",
+    "purpose"
+};
+
+#define ngx_http_agentgov_str(t, i)                                           \
+    ((ag_str_t *) ((u_char *) (t) + ngx_http_agentgov_str_off[i]))
+
+#define ngx_http_agentgov_hash(p, len)                                        \
+    ngx_crc32_short((u_char *) (p), len)
+
+#define ngx_http_agentgov_exp_rec(n)                                          \
+    ((ngx_http_agentgov_task_node_t *)                                        \
+         ((u_char *) (n) - offsetof(ngx_http_agentgov_task_node_t, exp.node)))
+
+/* bytes a task takes in a snapshot: its data and strings, 8-aligned */
+#define ngx_http_agentgov_data_size(strs)                                     \
+    ngx_align(offsetof(ngx_http_agentgov_task_data_t, str) + (strs), 8)
+
+#define ngx_http_agentgov_name_size(len)                                      \
+    (sizeof(size_t) + ngx_align(len, sizeof(size_t)))
+
+/* whether a record is a live task at time now */
+#define ngx_http_agentgov_live(rec, now)                                      \
+    ((rec)->d.state == AG_TASK_LIVE && !(rec)->d.dead                         \
+     && (rec)->d.expires > (now))
+
+/* NGX_DEBUG builds leave a removed link NULL: keep links always valid */
+#define ngx_http_agentgov_unlink(q)                                           \
+    ngx_queue_remove(q);                                                      \
+    ngx_queue_init(q)
+
+
+/* --- directives ----------------------------------------------------------- */
+
+/* agentgov_zone NAME SIZE */
+
+char *
+ngx_http_agentgov_zone_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_agentgov_main_conf_t *amcf = conf;
+
+    ssize_t                     size;
+    ngx_str_t                  *value;
+    ngx_http_agentgov_store_t  *s;
+
+    if (amcf->zone != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "agentgov_zone needs a name");
+        return NGX_CONF_ERROR;
+    }
+
+    size = ngx_parse_size(&value[2]);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "agentgov_zone \"%V\": invalid size \"%V\"",
+                           &value[1], &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < NGX_HTTP_AGENTGOV_ZONE_MIN) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "agentgov_zone \"%V\" is too small (at least %uzk)",
+                           &value[1],
+                           (size_t) NGX_HTTP_AGENTGOV_ZONE_MIN / 1024);
+        return NGX_CONF_ERROR;
+    }
+
+    s = ngx_pcalloc(cf->pool, sizeof(ngx_http_agentgov_store_t));
+    if (s == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->zone = ngx_shared_memory_add(cf, &value[1], size,
+                                       &ngx_http_agentgov_module);
+    if (amcf->zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "agentgov_zone \"%V\" is already used",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    /* agentgov_state may come later: init_zone reads it through amcf */
+    s->shm_zone = amcf->zone;
+    s->amcf = amcf;
+
+    amcf->zone->init = ngx_http_agentgov_zone_init;
+    amcf->zone->data = s;
+
+    return NGX_CONF_OK;
+}
+
+
+/* agentgov_state FILE */
+
+char *
+ngx_http_agentgov_state_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_agentgov_main_conf_t *amcf = conf;
+
+    ngx_str_t  *value, name;
+
+    if (amcf->state_file.data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    name = value[1];
+
+    if (name.len == 0) {
+        return "needs a file name";
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* room for ".tmp" and ".lock" in the buffers of the writer */
+    if (name.len + sizeof(".lock") > NGX_MAX_PATH) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "agentgov_state \"%V\": name too long", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->state_file = name;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * For the main conf's init: agentgov_state without agentgov_zone would
+ * promise persistence of state that does not exist.
+ */
+
+char *
+ngx_http_agentgov_zone_check_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_agentgov_main_conf_t *amcf = conf;
+
+    if (amcf->state_file.data != NULL && amcf->zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"agentgov_state\" requires \"agentgov_zone\"");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_agentgov_zone_init(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_agentgov_store_t *os = data;
+
+    size_t                      len;
+    ngx_str_t                  *file;
+    ngx_slab_pool_t            *shpool;
+    ngx_http_agentgov_sh_t     *sh;
+    ngx_http_agentgov_store_t  *s;
+
+    s = shm_zone->data;
+    file = &s->amcf->state_file;
+
+    if (file->len) {
+        s->state_hash = ngx_http_agentgov_hash(file->data, file->len);
+    }
+
+    if (os) {
+        /* a reload with the same name and size: keep everything */
+
+        if (os->sh->version != NGX_HTTP_AGENTGOV_ZONE_VERSION
+            || os->sh->size != sizeof(ngx_http_agentgov_sh_t))
+        {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "agentgov_zone \"%V\" was created by another "
+                          "version of the module: restart nginx",
+                          &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
+        s->sh = os->sh;
+        s->shpool = os->shpool;
+
+        ngx_shmtx_lock(&s->shpool->mutex);
+        ngx_http_agentgov_set_insert(s->sh);
+        ngx_shmtx_unlock(&s->shpool->mutex);
+
+        /*
+         * A new agentgov_state path is written by the first new worker
+         * (ngx_http_agentgov_store_init_process) or with the next change:
+         * the saved path no longer matches.
+         */
+
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    s->shpool = shpool;
+
+    if (shm_zone->shm.exists) {
+        s->sh = shpool->data;
+        return NGX_OK;
+    }
+
+    sh = ngx_slab_calloc(shpool, sizeof(ngx_http_agentgov_sh_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    sh->version = NGX_HTTP_AGENTGOV_ZONE_VERSION;
+    sh->size = sizeof(ngx_http_agentgov_sh_t);
+
+    ngx_rbtree_init(&sh->tasks, &sh->tasks_sentinel,
+                    ngx_http_agentgov_task_insert_value);
+    ngx_rbtree_init(&sh->expiry, &sh->expiry_sentinel,
+                    ngx_rbtree_insert_value);
+    ngx_rbtree_init(&sh->agents, &sh->agents_sentinel,
+                    ngx_http_agentgov_agent_insert_value);
+    ngx_queue_init(&sh->dead);
+
+    s->sh = sh;
+    shpool->data = sh;
+
+    len = sizeof(" in agentgov_zone \"\"") + shm_zone->shm.name.len;
+
+    shpool->log_ctx = ngx_slab_alloc(shpool, len);
+    if (shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(shpool->log_ctx, " in agentgov_zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* a full zone is logged by the store, once a second */
+    shpool->log_nomem = 0;
+
+    ngx_http_agentgov_reserve_fill(s);
+
+    if (file->len == 0) {
+        return NGX_OK;
+    }
+
+    return ngx_http_agentgov_state_load(s, shm_zone->shm.log);
+}
+
+
+/* function pointers in the zone: set again on reload, as a new mapping of
+   the module could place them elsewhere */
+
+static void
+ngx_http_agentgov_set_insert(ngx_http_agentgov_sh_t *sh)
+{
+    sh->tasks.insert = ngx_http_agentgov_task_insert_value;
+    sh->expiry.insert = ngx_rbtree_insert_value;
+    sh->agents.insert = ngx_http_agentgov_agent_insert_value;
+}
+
+
+/*
+ * For the module's init_process: a worker writes agentgov_state if the zone
+ * holds changes the file does not (its path changed on reload, or it did
+ * not exist at start), so that a restart right now would lose nothing.
+ */
+
+ngx_int_t
+ngx_http_agentgov_store_init_process(ngx_cycle_t *cycle)
+{
+    u_char                         *p;
+    ngx_uint_t                      save, writable;
+    ngx_http_agentgov_store_t      *s;
+    ngx_http_agentgov_main_conf_t  *amcf;
+    u_char                          dir[NGX_MAX_PATH];
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_agentgov_module);
+
+    if (amcf == NULL || amcf->zone == NULL || amcf->state_file.len == 0) {
+        return NGX_OK;
+    }
+
+    s = amcf->zone->data;
+
+    /* FILE.tmp is renamed over FILE: the workers need the directory */
+
+    p = ngx_cpymem(dir, amcf->state_file.data, amcf->state_file.len);
+    *p = '\0';
+
+    while (p > dir && p[-1] != '/') {
+        p--;
+    }
+
+    *(p - 1 == dir ? p : p - 1) = '\0';
+
+    writable = (access((char *) dir, W_OK|X_OK) == 0);
+
+    if (!writable) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                      "agentgov_state \"%V\": the worker processes cannot "
+                      "write to the directory \"%s\", so nothing is saved",
+                      &amcf->state_file, dir);
+    }
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    save = (s->sh->saved_path != s->state_hash
+            || s->sh->saved_gen != s->sh->gen);
+
+    if (!writable) {
+        s->sh->save_failed = 1;
+    }
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    if (save && writable) {
+        ngx_http_agentgov_state_save(s);
+    }
+
+    return NGX_OK;
+}
+
+
+/* --- the trees ------------------------------------------------------------ */
+
+static void
+ngx_http_agentgov_task_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t              **p;
+    ngx_http_agentgov_task_node_t   *n, *t;
+
+    n = (ngx_http_agentgov_task_node_t *) node;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else { /* node->key == temp->key */
+
+            t = (ngx_http_agentgov_task_node_t *) temp;
+
+            p = (ngx_memn2cmp(n->d.str, t->d.str,
+                              n->d.len[NGX_HTTP_AGENTGOV_S_ID],
+                              t->d.len[NGX_HTTP_AGENTGOV_S_ID])
+                 < 0) ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+static void
+ngx_http_agentgov_agent_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t          **p;
+    ngx_http_agentgov_agent_t   *n, *t;
+
+    n = (ngx_http_agentgov_agent_t *) node;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else { /* node->key == temp->key */
+
+            t = (ngx_http_agentgov_agent_t *) temp;
+
+            p = (ngx_memn2cmp(n->name, t->name, n->len, t->len) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+static ngx_http_agentgov_task_node_t *
+ngx_http_agentgov_task_lookup(ngx_http_agentgov_sh_t *sh, uint32_t hash,
+    u_char *id, size_t len)
+{
+    ngx_int_t                       rc;
+    ngx_rbtree_node_t              *node, *sentinel;
+    ngx_http_agentgov_task_node_t  *rec;
+
+    node = sh->tasks.root;
+    sentinel = sh->tasks.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (hash > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        rec = (ngx_http_agentgov_task_node_t *) node;
+
+        rc = ngx_memn2cmp(id, rec->d.str, len,
+                          rec->d.len[NGX_HTTP_AGENTGOV_S_ID]);
+
+        if (rc == 0) {
+            return rec;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+/* The first task after (hash, id) in tree order, whether or not it exists:
+   a list's cursor may name a task that has since been freed. */
+
+static ngx_rbtree_node_t *
+ngx_http_agentgov_task_after(ngx_http_agentgov_sh_t *sh, uint32_t hash,
+    u_char *id, size_t len)
+{
+    ngx_int_t                       rc;
+    ngx_rbtree_node_t              *node, *sentinel, *best;
+    ngx_http_agentgov_task_node_t  *rec;
+
+    node = sh->tasks.root;
+    sentinel = sh->tasks.sentinel;
+    best = NULL;
+
+    while (node != sentinel) {
+
+        if (hash != node->key) {
+            rc = (hash < node->key) ? -1 : 1;
+
+        } else {
+            rec = (ngx_http_agentgov_task_node_t *) node;
+            rc = ngx_memn2cmp(id, rec->d.str, len,
+                              rec->d.len[NGX_HTTP_AGENTGOV_S_ID]);
+        }
+
+        if (rc == 0) {
+            return ngx_rbtree_next(&sh->tasks, node);
+        }
+
+        if (rc < 0) {
+            best = node;
+            node = node->left;
+
+        } else {
+            node = node->right;
+        }
+    }
+
+    return best;
+}
+
+
+static ngx_http_agentgov_agent_t *
+ngx_http_agentgov_agent_lookup(ngx_http_agentgov_sh_t *sh, uint32_t hash,
+    u_char *name, size_t len)
+{
+    ngx_int_t                   rc;
+    ngx_rbtree_node_t          *node, *sentinel;
+    ngx_http_agentgov_agent_t  *an;
+
+    node = sh->agents.root;
+    sentinel = sh->agents.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (hash > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        an = (ngx_http_agentgov_agent_t *) node;
+
+        rc = ngx_memn2cmp(name, an->name, len, an->len);
+
+        if (rc == 0) {
+            return an;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+static ngx_http_agentgov_agent_t *
+ngx_http_agentgov_agent_create(ngx_http_agentgov_store_t *s, uint32_t hash,
+    u_char *name, size_t len, int64_t now, ngx_uint_t reserve)
+{
+    ngx_http_agentgov_sh_t     *sh;
+    ngx_http_agentgov_agent_t  *an;
+
+    sh = s->sh;
+
+    an = ngx_http_agentgov_alloc(s,
+                         offsetof(ngx_http_agentgov_agent_t, name) + len, now);
+
+    if (an == NULL) {
+        if (!reserve || sh->reserve == NULL) {
+            return NULL;
+        }
+
+        an = sh->reserve;
+        sh->reserve = *(void **) an;
+        sh->nreserve--;
+    }
+
+    ngx_memzero(an, offsetof(ngx_http_agentgov_agent_t, name));
+
+    an->node.key = hash;
+    an->len = (u_short) len;
+    ngx_memcpy(an->name, name, len);
+
+    ngx_rbtree_insert(&s->sh->agents, &an->node);
+
+    return an;
+}
+
+
+/* Freed records come back here first; called from every expiry pass. */
+
+static void
+ngx_http_agentgov_reserve_fill(ngx_http_agentgov_store_t *s)
+{
+    void                    *p;
+    ngx_http_agentgov_sh_t  *sh;
+
+    sh = s->sh;
+
+    while (sh->nreserve < NGX_HTTP_AGENTGOV_RESERVE) {
+        p = ngx_slab_alloc_locked(s->shpool, NGX_HTTP_AGENTGOV_RESERVE_SIZE);
+        if (p == NULL) {
+            return;
+        }
+
+        *(void **) p = sh->reserve;
+        sh->reserve = p;
+        sh->nreserve++;
+    }
+}
+
+
+/* An agent's record is kept only while it means something. */
+
+static void
+ngx_http_agentgov_agent_release(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_agent_t *an)
+{
+    if (an->live == 0 && !an->suspended) {
+        ngx_rbtree_delete(&s->sh->agents, &an->node);
+        ngx_slab_free_locked(s->shpool, an);
+    }
+}
+
+
+/* --- task records --------------------------------------------------------- */
+
+/* The bytes of t's strings, or 0 if t cannot be stored. */
+
+static size_t
+ngx_http_agentgov_task_strs(const ag_task_t *t)
+{
+    size_t       n;
+    ngx_uint_t   i;
+    ag_str_t    *v;
+
+    n = 0;
+
+    for (i = 0; i < NGX_HTTP_AGENTGOV_NSTR; i++) {
+        v = ngx_http_agentgov_str(t, i);
+
+        if (v->len && v->p == NULL) {
+            return 0;
+        }
+
+        if (v->len > NGX_HTTP_AGENTGOV_STRS_MAX) {
+            return 0;
+        }
+
+        n += v->len;
+    }
+
+    if (t->id.len == 0 || t->id.len > NGX_HTTP_AGENTGOV_ID_MAX
+        || t->agent.len == 0 || t->agent.len > NGX_HTTP_AGENTGOV_NAME_MAX
+        || t->parent.len > NGX_HTTP_AGENTGOV_ID_MAX
+        || n > NGX_HTTP_AGENTGOV_STRS_MAX
+        || t->depth < 0 || t->depth > NGX_HTTP_AGENTGOV_DEPTH_MAX
+        || (t->depth == 0) != (t->parent.len == 0))
+    {
+        return 0;
+    }
+
+    return n;
+}
+
+
+/* A record for t, not yet in any index: nothing is changed on failure. */
+
+static ngx_http_agentgov_task_node_t *
+ngx_http_agentgov_task_create(ngx_http_agentgov_store_t *s,
+    const ag_task_t *t, size_t strs, int64_t now)
+{
+    u_char                         *p;
+    ngx_uint_t                      i;
+    ag_str_t                       *v;
+    ngx_http_agentgov_task_node_t  *rec;
+
+    rec = ngx_http_agentgov_alloc(s,
+                    offsetof(ngx_http_agentgov_task_node_t, d.str) + strs, now);
+    if (rec == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(rec, offsetof(ngx_http_agentgov_task_node_t, d.str));
+
+    rec->node.key = ngx_http_agentgov_hash(t->id.p, t->id.len);
+    rec->exp.node.key = (ngx_rbtree_key_t) t->expires;
+
+    rec->d.granted = t->granted;
+    rec->d.expires = t->expires;
+    rec->d.calls = t->calls;
+    rec->d.bucket_mtok = t->bucket_mtok;
+    rec->d.bucket_ms = t->bucket_ms;
+    rec->d.depth = (u_char) t->depth;
+    rec->d.state = AG_TASK_LIVE;
+
+    p = rec->d.str;
+
+    for (i = 0; i < NGX_HTTP_AGENTGOV_NSTR; i++) {
+        v = ngx_http_agentgov_str(t, i);
+        rec->d.len[i] = (u_short) v->len;
+
+        if (v->len) {
+            p = ngx_cpymem(p, v->p, v->len);
+        }
+    }
+
+    ngx_queue_init(&rec->children);
+    ngx_queue_init(&rec->sibling);
+
+    return rec;
+}
+
+
+/* Put a new record into every index and count it live for its agent. */
+
+static void
+ngx_http_agentgov_task_link(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_task_node_t *rec, ngx_http_agentgov_task_node_t *parent,
+    ngx_http_agentgov_agent_t *an)
+{
+    size_t                   strs;
+    ngx_uint_t               i;
+    ngx_http_agentgov_sh_t  *sh;
+
+    sh = s->sh;
+
+    ngx_rbtree_insert(&sh->tasks, &rec->node);
+    ngx_rbtree_insert(&sh->expiry, &rec->exp.node);
+
+    if (parent) {
+        ngx_queue_insert_tail(&parent->children, &rec->sibling);
+    }
+
+    strs = 0;
+    for (i = 0; i < NGX_HTTP_AGENTGOV_NSTR; i++) {
+        strs += rec->d.len[i];
+    }
+
+    rec->agent = an;
+    an->live++;
+
+    sh->records++;
+    sh->live++;
+    sh->live_bytes += ngx_http_agentgov_data_size(strs);
+}
+
+
+/* A live record stops counting: it ended, or its expiry passed. */
+
+static void
+ngx_http_agentgov_uncount(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_task_node_t *rec)
+{
+    size_t                      strs;
+    ngx_uint_t                  i;
+    ngx_http_agentgov_agent_t  *an;
+
+    an = rec->agent;
+
+    if (an == NULL) {
+        return;
+    }
+
+    rec->agent = NULL;
+
+    strs = 0;
+    for (i = 0; i < NGX_HTTP_AGENTGOV_NSTR; i++) {
+        strs += rec->d.len[i];
+    }
+
+    s->sh->live--;
+    s->sh->live_bytes -= ngx_http_agentgov_data_size(strs);
+
+    an->live--;
+    ngx_http_agentgov_agent_release(s, an);
+}
+
+
+static void
+ngx_http_agentgov_task_free(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_task_node_t *rec)
+{
+    ngx_queue_t             *q;
+    ngx_http_agentgov_sh_t  *sh;
+
+    sh = s->sh;
+
+    ngx_http_agentgov_uncount(s, rec);
+
+    if (rec->d.dead) {
+        ngx_http_agentgov_unlink(&rec->exp.queue);
+
+    } else {
+        ngx_rbtree_delete(&sh->expiry, &rec->exp.node);
+
+        if (rec->d.state != AG_TASK_LIVE) {
+            sh->ended--;
+        }
+    }
+
+    ngx_rbtree_delete(&sh->tasks, &rec->node);
+
+    /* children outlive a parent only when they are not live */
+    while (!ngx_queue_empty(&rec->children)) {
+        q = ngx_queue_head(&rec->children);
+        ngx_http_agentgov_unlink(q);
+    }
+
+    ngx_http_agentgov_unlink(&rec->sibling);
+
+    sh->records--;
+
+    ngx_slab_free_locked(s->shpool, rec);
+}
+
+
+/*
+ * End or revoke rec, if it is live, and every live descendant (a task that
+ * is not live has none; its subtree is walked all the same).
+ */
+
+static ngx_uint_t
+ngx_http_agentgov_end_tree(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_task_node_t *rec, ag_task_state_t state, int64_t now,
+    ngx_uint_t depth)
+{
+    ngx_uint_t                      n;
+    ngx_queue_t                    *q;
+    ngx_http_agentgov_task_node_t  *child;
+
+    n = 0;
+
+    if (ngx_http_agentgov_live(rec, now)) {
+        ngx_http_agentgov_uncount(s, rec);
+
+        rec->d.state = (u_char) state;
+        rec->d.ended = now;
+        s->sh->ended++;
+        n++;
+    }
+
+    if (depth >= NGX_HTTP_AGENTGOV_DEPTH_MAX) {
+        return n;
+    }
+
+    for (q = ngx_queue_head(&rec->children);
+         q != ngx_queue_sentinel(&rec->children);
+         q = ngx_queue_next(q))
+    {
+        child = ngx_queue_data(q, ngx_http_agentgov_task_node_t, sibling);
+        n += ngx_http_agentgov_end_tree(s, child, state, now, depth + 1);
+    }
+
+    return n;
+}
+
+
+/*
+ * A child expires no later than its parent: when a renewal brings a task's
+ * expiry forward, its descendants' come forward with it. Without this, a
+ * child could outlive its parent, and once the parent's record is freed, no
+ * end of an ancestor would reach it.
+ */
+
+static void
+ngx_http_agentgov_cap_tree(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_task_node_t *rec, int64_t expires, ngx_uint_t depth)
+{
+    ngx_queue_t                    *q;
+    ngx_http_agentgov_task_node_t  *child;
+
+    if (depth >= NGX_HTTP_AGENTGOV_DEPTH_MAX) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&rec->children);
+         q != ngx_queue_sentinel(&rec->children);
+         q = ngx_queue_next(q))
+    {
+        child = ngx_queue_data(q, ngx_http_agentgov_task_node_t, sibling);
+
+        if (child->d.dead || child->d.expires <= expires) {
+            continue;
+        }
+
+        ngx_rbtree_delete(&s->sh->expiry, &child->exp.node);
+        child->d.expires = expires;
+        child->exp.node.key = (ngx_rbtree_key_t) expires;
+        ngx_rbtree_insert(&s->sh->expiry, &child->exp.node);
+
+        ngx_http_agentgov_cap_tree(s, child, expires, depth + 1);
+    }
+}
+
+
+/*
+ * Move up to n records whose expiry has passed to the dead queue (live
+ * ones stop counting), and free up to n dead ones whose lingering is over.
+ */
+
+static void
+ngx_http_agentgov_expire(ngx_http_agentgov_store_t *s, int64_t now,
+    ngx_uint_t n)
+{
+    ngx_uint_t                      m;
+    ngx_queue_t                    *q;
+    ngx_rbtree_node_t              *node, *sentinel;
+    ngx_http_agentgov_sh_t         *sh;
+    ngx_http_agentgov_task_node_t  *rec;
+
+    sh = s->sh;
+    sentinel = sh->expiry.sentinel;
+
+    for (m = n; m && sh->expiry.root != sentinel; m--) {
+
+        node = ngx_rbtree_min(sh->expiry.root, sentinel);
+
+        if ((int64_t) node->key > now) {
+            break;
+        }
+
+        rec = ngx_http_agentgov_exp_rec(node);
+
+        ngx_rbtree_delete(&sh->expiry, node);
+
+        if (rec->d.state == AG_TASK_LIVE) {
+            ngx_http_agentgov_uncount(s, rec);
+
+        } else {
+            sh->ended--;
+        }
+
+        rec->d.dead = 1;
+        ngx_queue_insert_tail(&sh->dead, &rec->exp.queue);
+    }
+
+    for (m = n; m && !ngx_queue_empty(&sh->dead); m--) {
+
+        q = ngx_queue_head(&sh->dead);
+        rec = ngx_queue_data(q, ngx_http_agentgov_task_node_t, exp.queue);
+
+        if (rec->d.expires + NGX_HTTP_AGENTGOV_LINGER > now) {
+            break;
+        }
+
+        ngx_http_agentgov_task_free(s, rec);
+    }
+
+    if (sh->nreserve < NGX_HTTP_AGENTGOV_RESERVE) {
+        ngx_http_agentgov_reserve_fill(s);
+    }
+}
+
+
+/*
+ * Allocate from the zone; when it is full, forget every record that is not
+ * live (expired ones, then ended and revoked ones, oldest first) and retry
+ * once. Live records are never dropped: that would silently end tasks.
+ */
+
+static void *
+ngx_http_agentgov_alloc(ngx_http_agentgov_store_t *s, size_t size,
+    int64_t now)
+{
+    void                           *p;
+    ngx_queue_t                    *q;
+    ngx_rbtree_node_t              *node, *next, *sentinel;
+    ngx_http_agentgov_sh_t         *sh;
+    ngx_http_agentgov_task_node_t  *rec;
+
+    p = ngx_slab_alloc_locked(s->shpool, size);
+    if (p) {
+        return p;
+    }
+
+    sh = s->sh;
+
+    ngx_http_agentgov_expire(s, now, NGX_HTTP_AGENTGOV_EXPIRE_ALL);
+
+    while (!ngx_queue_empty(&sh->dead)) {
+        q = ngx_queue_head(&sh->dead);
+        rec = ngx_queue_data(q, ngx_http_agentgov_task_node_t, exp.queue);
+        ngx_http_agentgov_task_free(s, rec);
+    }
+
+    sentinel = sh->expiry.sentinel;
+    node = (sh->ended && sh->expiry.root != sentinel)
+           ? ngx_rbtree_min(sh->expiry.root, sentinel) : NULL;
+
+    while (node && sh->ended) {
+        next = ngx_rbtree_next(&sh->expiry, node);
+        rec = ngx_http_agentgov_exp_rec(node);
+
+        if (rec->d.state != AG_TASK_LIVE) {
+            ngx_http_agentgov_task_free(s, rec);
+        }
+
+        node = next;
+    }
+
+    return ngx_slab_alloc_locked(s->shpool, size);
+}
+
+
+/* Under the lock: whether to log that the zone is full (once a second). */
+
+static ngx_uint_t
+ngx_http_agentgov_full(ngx_http_agentgov_store_t *s)
+{
+    time_t  now;
+
+    now = ngx_time();
+
+    if (s->sh->full_logged == now) {
+        return 0;
+    }
+
+    s->sh->full_logged = now;
+
+    return 1;
+}
+
+
+static void
+ngx_http_agentgov_log_full(ngx_http_agentgov_store_t *s)
+{
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "agentgov_zone \"%V\" is full", &s->shm_zone->shm.name);
+}
+
+
+/* t from a copy of a record's data; its strings at str. */
+
+static void
+ngx_http_agentgov_task_decode(ngx_http_agentgov_task_data_t *d, u_char *str,
+    ag_task_t *t, int64_t now)
+{
+    ngx_uint_t   i;
+    ag_str_t    *v;
+
+    ngx_memzero(t, sizeof(ag_task_t));
+
+    for (i = 0; i < NGX_HTTP_AGENTGOV_NSTR; i++) {
+        v = ngx_http_agentgov_str(t, i);
+        v->p = (const char *) str;
+        v->len = d->len[i];
+        str += d->len[i];
+    }
+
+    t->depth = d->depth;
+    t->state = (ag_task_state_t) d->state;
+    t->granted = d->granted;
+    t->expires = d->expires;
+    t->ended = d->ended;
+    t->calls = d->calls;
+    t->bucket_mtok = d->bucket_mtok;
+    t->bucket_ms = d->bucket_ms;
+
+    if (t->state == AG_TASK_LIVE && (d->dead || d->expires <= now)) {
+        t->state = AG_TASK_EXPIRED;
+    }
+}
+
+
+static size_t
+ngx_http_agentgov_data_strs(ngx_http_agentgov_task_data_t *d)
+{
+    size_t      n;
+    ngx_uint_t  i;
+
+    n = 0;
+    for (i = 0; i < NGX_HTTP_AGENTGOV_NSTR; i++) {
+        n += d->len[i];
+    }
+
+    return n;
+}
+
+
+/* --- the store interface -------------------------------------------------- */
+
+ngx_http_agentgov_store_t *
+ngx_http_agentgov_store(ngx_http_request_t *r)
+{
+    ngx_http_agentgov_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentgov_module);
+
+    if (amcf == NULL || amcf->zone == NULL) {
+        return NULL;
+    }
+
+    return amcf->zone->data;
+}
+
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_task_add(ngx_http_agentgov_store_t *s,
+    const ag_task_t *t, ngx_uint_t max_tasks, int64_t now)
+{
+    size_t                          strs;
+    uint32_t                        hash, ahash, phash;
+    ngx_uint_t                      full, save;
+    ngx_http_agentgov_sh_t         *sh;
+    ngx_http_agentgov_agent_t      *an;
+    ngx_http_agentgov_store_rc_e    rc;
+    ngx_http_agentgov_task_node_t  *rec, *parent;
+
+    if (s == NULL) {
+        return NGX_AGENTGOV_STORE_ERROR;
+    }
+
+    strs = ngx_http_agentgov_task_strs(t);
+
+    if (strs == 0 || t->expires <= now) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "agentgov: task \"%*s\" cannot be stored",
+                      t->id.p ? ngx_min(t->id.len, 64) : 0, t->id.p);
+        return NGX_AGENTGOV_STORE_ERROR;
+    }
+
+    hash = ngx_http_agentgov_hash(t->id.p, t->id.len);
+    ahash = ngx_http_agentgov_hash(t->agent.p, t->agent.len);
+    phash = ngx_http_agentgov_hash(t->parent.p, t->parent.len);
+
+    sh = s->sh;
+    full = 0;
+    save = 0;
+    parent = NULL;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    ngx_http_agentgov_expire(s, now, NGX_HTTP_AGENTGOV_EXPIRE_BATCH);
+
+    an = ngx_http_agentgov_agent_lookup(sh, ahash, (u_char *) t->agent.p,
+                                        t->agent.len);
+
+    if (sh->stopped || (an && an->suspended)) {
+        rc = NGX_AGENTGOV_STORE_SUSPENDED;
+        goto done;
+    }
+
+    if (t->parent.len) {
+        parent = ngx_http_agentgov_task_lookup(sh, phash,
+                                               (u_char *) t->parent.p,
+                                               t->parent.len);
+
+        if (parent == NULL || !ngx_http_agentgov_live(parent, now)) {
+            rc = NGX_AGENTGOV_STORE_NOT_LIVE;
+            goto done;
+        }
+    }
+
+    if (ngx_http_agentgov_task_lookup(sh, hash, (u_char *) t->id.p,
+                                      t->id.len))
+    {
+        rc = NGX_AGENTGOV_STORE_ERROR;
+        goto done;
+    }
+
+    if (max_tasks && an && an->live >= max_tasks) {
+
+        /* some of them may have expired without anyone noticing yet */
+
+        ngx_http_agentgov_expire(s, now, NGX_HTTP_AGENTGOV_EXPIRE_ALL);
+
+        an = ngx_http_agentgov_agent_lookup(sh, ahash, (u_char *) t->agent.p,
+                                            t->agent.len);
+
+        if (an && an->live >= max_tasks) {
+            rc = NGX_AGENTGOV_STORE_LIMIT;
+            goto done;
+        }
+    }
+
+    rec = ngx_http_agentgov_task_create(s, t, strs, now);
+    if (rec == NULL) {
+        full = ngx_http_agentgov_full(s);
+        rc = NGX_AGENTGOV_STORE_FULL;
+        goto done;
+    }
+
+    /* the parent may have been renewed shorter since the caller read it */
+
+    if (parent && rec->d.expires > parent->d.expires) {
+        rec->d.expires = parent->d.expires;
+        rec->exp.node.key = (ngx_rbtree_key_t) parent->d.expires;
+    }
+
+    /*
+     * Making room may have freed the agent's record (its last live task had
+     * expired); never the parent, which is live.
+     */
+
+    an = ngx_http_agentgov_agent_lookup(sh, ahash, (u_char *) t->agent.p,
+                                        t->agent.len);
+
+    if (an == NULL) {
+        an = ngx_http_agentgov_agent_create(s, ahash, (u_char *) t->agent.p,
+                                            t->agent.len, now, 0);
+        if (an == NULL) {
+            ngx_slab_free_locked(s->shpool, rec);
+            full = ngx_http_agentgov_full(s);
+            rc = NGX_AGENTGOV_STORE_FULL;
+            goto done;
+        }
+    }
+
+    ngx_http_agentgov_task_link(s, rec, parent, an);
+
+    sh->gen++;
+    save = 1;
+    rc = NGX_AGENTGOV_STORE_OK;
+
+done:
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    if (full) {
+        ngx_http_agentgov_log_full(s);
+    }
+
+    if (save) {
+        ngx_http_agentgov_state_save(s);
+    }
+
+    return rc;
+}
+
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_task_get(ngx_http_agentgov_store_t *s, ag_str_t id,
+    ag_task_t *t, u_char *buf, size_t len, int64_t now)
+{
+    size_t                          strs;
+    uint32_t                        hash;
+    ngx_http_agentgov_task_data_t   d;
+    ngx_http_agentgov_store_rc_e    rc;
+    ngx_http_agentgov_task_node_t  *rec;
+
+    if (s == NULL) {
+        return NGX_AGENTGOV_STORE_ERROR;
+    }
+
+    hash = ngx_http_agentgov_hash(id.p, id.len);
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    ngx_http_agentgov_expire(s, now, NGX_HTTP_AGENTGOV_EXPIRE_BATCH);
+
+    rec = ngx_http_agentgov_task_lookup(s->sh, hash, (u_char *) id.p, id.len);
+
+    if (rec == NULL) {
+        rc = NGX_AGENTGOV_STORE_NOT_FOUND;
+        goto done;
+    }
+
+    strs = ngx_http_agentgov_data_strs(&rec->d);
+
+    if (strs > len) {
+        rc = NGX_AGENTGOV_STORE_ERROR;
+        goto done;
+    }
+
+    d = rec->d;
+    ngx_memcpy(buf, rec->d.str, strs);
+
+    rc = NGX_AGENTGOV_STORE_OK;
+
+done:
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    if (rc == NGX_AGENTGOV_STORE_OK) {
+        ngx_http_agentgov_task_decode(&d, buf, t, now);
+
+    } else if (rc == NGX_AGENTGOV_STORE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "agentgov: task_get buffer of %uz bytes is too small",
+                      len);
+    }
+
+    return rc;
+}
+
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_task_renew(ngx_http_agentgov_store_t *s, ag_str_t id,
+    int64_t expires, int64_t now)
+{
+    uint32_t                        hash;
+    ngx_http_agentgov_sh_t         *sh;
+    ngx_http_agentgov_store_rc_e    rc;
+    ngx_http_agentgov_task_node_t  *rec;
+
+    if (s == NULL || expires <= 0) {
+        return NGX_AGENTGOV_STORE_ERROR;
+    }
+
+    hash = ngx_http_agentgov_hash(id.p, id.len);
+    sh = s->sh;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    ngx_http_agentgov_expire(s, now, NGX_HTTP_AGENTGOV_EXPIRE_BATCH);
+
+    rec = ngx_http_agentgov_task_lookup(sh, hash, (u_char *) id.p, id.len);
+
+    if (rec == NULL) {
+        rc = NGX_AGENTGOV_STORE_NOT_FOUND;
+
+    } else if (!ngx_http_agentgov_live(rec, now)) {
+        rc = NGX_AGENTGOV_STORE_NOT_LIVE;
+
+    } else {
+        ngx_rbtree_delete(&sh->expiry, &rec->exp.node);
+        rec->d.expires = expires;
+        rec->exp.node.key = (ngx_rbtree_key_t) expires;
+        ngx_rbtree_insert(&sh->expiry, &rec->exp.node);
+
+        ngx_http_agentgov_cap_tree(s, rec, expires, 0);
+
+        sh->gen++;
+        rc = NGX_AGENTGOV_STORE_OK;
+    }
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    if (rc == NGX_AGENTGOV_STORE_OK) {
+        ngx_http_agentgov_state_save(s);
+    }
+
+    return rc;
+}
+
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_task_end(ngx_http_agentgov_store_t *s, ag_str_t id,
+    ag_task_state_t state, int64_t now, ngx_uint_t *count)
+{
+    uint32_t                        hash;
+    ngx_uint_t                      n;
+    ngx_http_agentgov_store_rc_e    rc;
+    ngx_http_agentgov_task_node_t  *rec;
+
+    if (count) {
+        *count = 0;
+    }
+
+    if (s == NULL || (state != AG_TASK_ENDED && state != AG_TASK_REVOKED)) {
+        return NGX_AGENTGOV_STORE_ERROR;
+    }
+
+    hash = ngx_http_agentgov_hash(id.p, id.len);
+    n = 0;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    ngx_http_agentgov_expire(s, now, NGX_HTTP_AGENTGOV_EXPIRE_BATCH);
+
+    rec = ngx_http_agentgov_task_lookup(s->sh, hash, (u_char *) id.p, id.len);
+
+    if (rec == NULL) {
+        rc = NGX_AGENTGOV_STORE_NOT_FOUND;
+
+    } else if (!ngx_http_agentgov_live(rec, now)) {
+        rc = NGX_AGENTGOV_STORE_NOT_LIVE;
+
+    } else {
+        n = ngx_http_agentgov_end_tree(s, rec, state, now, 0);
+        s->sh->gen++;
+        rc = NGX_AGENTGOV_STORE_OK;
+    }
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    if (rc == NGX_AGENTGOV_STORE_OK) {
+        ngx_http_agentgov_state_save(s);
+    }
+
+    if (count) {
+        *count = n;
+    }
+
+    return rc;
+}
+
+
+/* The hot path of every forwarded call: one lookup, no housekeeping. */
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_task_spend(ngx_http_agentgov_store_t *s, ag_str_t id,
+    const ag_intent_t *intent, int64_t now_ms, int64_t *retry_after)
+{
+    uint32_t                        hash;
+    ag_task_t                       t;
+    ngx_http_agentgov_store_rc_e    rc;
+    ngx_http_agentgov_task_node_t  *rec;
+
+    if (s == NULL) {
+        return NGX_AGENTGOV_STORE_ERROR;
+    }
+
+    hash = ngx_http_agentgov_hash(id.p, id.len);
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    rec = ngx_http_agentgov_task_lookup(s->sh, hash, (u_char *) id.p, id.len);
+
+    if (rec == NULL) {
+        rc = NGX_AGENTGOV_STORE_NOT_FOUND;
+
+    } else if (!ngx_http_agentgov_live(rec, now_ms / 1000)) {
+        rc = NGX_AGENTGOV_STORE_NOT_LIVE;
+
+    } else {
+        ngx_http_agentgov_task_decode(&rec->d, rec->d.str, &t, now_ms / 1000);
+
+        if (ag_task_budget_spend(intent, &t, now_ms, retry_after) == 0) {
+            rc = NGX_AGENTGOV_STORE_OK;
+
+        } else {
+            rc = NGX_AGENTGOV_STORE_EXHAUSTED;
+        }
+
+        rec->d.calls = t.calls;
+        rec->d.bucket_mtok = t.bucket_mtok;
+        rec->d.bucket_ms = t.bucket_ms;
+    }
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * Records are copied out under the lock and handed to the handler after it,
+ * so that the handler may build JSON without holding every worker up.
+ */
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_task_list(ngx_http_agentgov_store_t *s,
+    ag_str_t agent, int state, ag_str_t cursor, ngx_uint_t limit,
+    int64_t now, ngx_http_agentgov_task_pt handler, void *data, u_char *next)
+{
+    u_char                         *buf, *nbuf, *p, *last;
+    size_t                          size, used, need, strs;
+    uint32_t                        hash;
+    ngx_uint_t                      n, more;
+    ag_task_t                       t;
+    ngx_rbtree_node_t              *node, *sentinel;
+    ngx_http_agentgov_sh_t         *sh;
+    ngx_http_agentgov_task_data_t  *d;
+    ngx_http_agentgov_store_rc_e    rc;
+    ngx_http_agentgov_task_node_t  *rec;
+
+    next[0] = '\0';
+
+    if (s == NULL) {
+        return NGX_AGENTGOV_STORE_ERROR;
+    }
+
+    if (limit == 0) {
+        return NGX_AGENTGOV_STORE_OK;
+    }
+
+    hash = ngx_http_agentgov_hash(cursor.p, cursor.len);
+    sh = s->sh;
+
+    size = 16384;
+    buf = ngx_alloc(size, ngx_cycle->log);
+    if (buf == NULL) {
+        return NGX_AGENTGOV_STORE_ERROR;
+    }
+
+    used = 0;
+    n = 0;
+    more = 0;
+    last = NULL;
+    rc = NGX_AGENTGOV_STORE_OK;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    ngx_http_agentgov_expire(s, now, NGX_HTTP_AGENTGOV_EXPIRE_BATCH);
+
+    sentinel = sh->tasks.sentinel;
+
+    if (sh->tasks.root == sentinel) {
+        node = NULL;
+
+    } else if (cursor.len) {
+        node = ngx_http_agentgov_task_after(sh, hash, (u_char *) cursor.p,
+                                            cursor.len);
+    } else {
+        node = ngx_rbtree_min(sh->tasks.root, sentinel);
+    }
+
+    for ( /* void */ ; node; node = ngx_rbtree_next(&sh->tasks, node)) {
+
+        rec = (ngx_http_agentgov_task_node_t *) node;
+
+        if (agent.len
+            && ngx_memn2cmp((u_char *) agent.p,
+                            rec->d.str + rec->d.len[NGX_HTTP_AGENTGOV_S_ID],
+                            agent.len, rec->d.len[NGX_HTTP_AGENTGOV_S_AGENT])
+               != 0)
+        {
+            continue;
+        }
+
+        if (state >= 0) {
+            if (ngx_http_agentgov_live(rec, now)) {
+                if (state != AG_TASK_LIVE) {
+                    continue;
+                }
+
+            } else if (rec->d.state == AG_TASK_LIVE) {
+                if (state != AG_TASK_EXPIRED) {
+                    continue;
+                }
+
+            } else if (state != rec->d.state) {
+                continue;
+            }
+        }
+
+        if (n == limit) {
+            more = 1;
+            break;
+        }
+
+        strs = ngx_http_agentgov_data_strs(&rec->d);
+        need = ngx_http_agentgov_data_size(strs);
+
+        if (used + need > size) {
+            size = ngx_max(size * 2, used + need);
+
+            nbuf = ngx_alloc(size, ngx_cycle->log);
+            if (nbuf == NULL) {
+                rc = NGX_AGENTGOV_STORE_ERROR;
+                break;
+            }
+
+            ngx_memcpy(nbuf, buf, used);
+            ngx_free(buf);
+            buf = nbuf;
+        }
+
+        last = buf + used;
+        ngx_memcpy(last, &rec->d,
+                   offsetof(ngx_http_agentgov_task_data_t, str) + strs);
+
+        used += need;
+        n++;
+    }
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    if (rc != NGX_AGENTGOV_STORE_OK) {
+        ngx_free(buf);
+        return rc;
+    }
+
+    for (p = buf; p < buf + used; p += need) {
+        d = (ngx_http_agentgov_task_data_t *) p;
+        need = ngx_http_agentgov_data_size(ngx_http_agentgov_data_strs(d));
+
+        ngx_http_agentgov_task_decode(d, d->str, &t, now);
+        handler(data, &t);
+    }
+
+    if (more && last) {
+        d = (ngx_http_agentgov_task_data_t *) last;
+        n = ngx_min(d->len[NGX_HTTP_AGENTGOV_S_ID], AG_TASK_ID_LEN);
+        *ngx_cpymem(next, d->str, n) = '\0';
+    }
+
+    ngx_free(buf);
+
+    return NGX_AGENTGOV_STORE_OK;
+}
+
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_agent_suspend(ngx_http_agentgov_store_t *s,
+    ag_str_t agent, ngx_uint_t on, int64_t now, ngx_uint_t *count)
+{
+    uint32_t                        hash;
+    ngx_uint_t                      n, changed, full;
+    ngx_rbtree_node_t              *node;
+    ngx_http_agentgov_sh_t         *sh;
+    ngx_http_agentgov_agent_t      *an;
+    ngx_http_agentgov_store_rc_e    rc;
+    ngx_http_agentgov_task_node_t  *rec;
+
+    if (count) {
+        *count = 0;
+    }
+
+    if (s == NULL) {
+        return NGX_AGENTGOV_STORE_ERROR;
+    }
+
+    if (agent.len == 0 || agent.len > NGX_HTTP_AGENTGOV_NAME_MAX) {
+        return NGX_AGENTGOV_STORE_NOT_FOUND;
+    }
+
+    hash = ngx_http_agentgov_hash(agent.p, agent.len);
+    sh = s->sh;
+    n = 0;
+    changed = 0;
+    full = 0;
+    rc = NGX_AGENTGOV_STORE_OK;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    ngx_http_agentgov_expire(s, now, NGX_HTTP_AGENTGOV_EXPIRE_BATCH);
+
+    an = ngx_http_agentgov_agent_lookup(sh, hash, (u_char *) agent.p,
+                                        agent.len);
+
+    if (!on) {
+        if (an && an->suspended) {
+            an->suspended = 0;
+            sh->suspended--;
+            sh->susp_bytes -= ngx_http_agentgov_name_size(an->len);
+            ngx_http_agentgov_agent_release(s, an);
+            changed = 1;
+        }
+
+        goto done;
+    }
+
+    if (an == NULL) {
+        /* without a record it has no live task to revoke */
+
+        an = ngx_http_agentgov_agent_create(s, hash, (u_char *) agent.p,
+                                            agent.len, now, 1);
+        if (an == NULL) {
+            full = ngx_http_agentgov_full(s);
+            rc = NGX_AGENTGOV_STORE_FULL;
+            goto done;
+        }
+    }
+
+    if (!an->suspended) {
+        an->suspended = 1;
+        sh->suspended++;
+        sh->susp_bytes += ngx_http_agentgov_name_size(an->len);
+        changed = 1;
+    }
+
+    /* suspended, its record stays while its tasks are revoked */
+
+    if (an->live) {
+        for (node = ngx_rbtree_min(sh->tasks.root, sh->tasks.sentinel);
+             node;
+             node = ngx_rbtree_next(&sh->tasks, node))
+        {
+            rec = (ngx_http_agentgov_task_node_t *) node;
+
+            if (rec->agent == an && ngx_http_agentgov_live(rec, now)) {
+                n += ngx_http_agentgov_end_tree(s, rec, AG_TASK_REVOKED, now,
+                                                0);
+            }
+        }
+    }
+
+    if (n) {
+        changed = 1;
+    }
+
+done:
+
+    if (changed) {
+        sh->gen++;
+    }
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    if (full) {
+        ngx_http_agentgov_log_full(s);
+    }
+
+    if (changed) {
+        ngx_http_agentgov_state_save(s);
+    }
+
+    if (count) {
+        *count = n;
+    }
+
+    return rc;
+}
+
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_stop(ngx_http_agentgov_store_t *s, ngx_uint_t on,
+    int64_t now, ngx_uint_t *count)
+{
+    ngx_uint_t                      n, changed;
+    ngx_rbtree_node_t              *node;
+    ngx_http_agentgov_sh_t         *sh;
+    ngx_http_agentgov_task_node_t  *rec;
+
+    if (count) {
+        *count = 0;
+    }
+
+    if (s == NULL) {
+        return NGX_AGENTGOV_STORE_ERROR;
+    }
+
+    sh = s->sh;
+    n = 0;
+    changed = 0;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    ngx_http_agentgov_expire(s, now, NGX_HTTP_AGENTGOV_EXPIRE_BATCH);
+
+    if (sh->stopped != (on ? 1 : 0)) {
+        sh->stopped = on ? 1 : 0;
+        changed = 1;
+    }
+
+    if (on && sh->live) {
+        for (node = ngx_rbtree_min(sh->tasks.root, sh->tasks.sentinel);
+             node;
+             node = ngx_rbtree_next(&sh->tasks, node))
+        {
+            rec = (ngx_http_agentgov_task_node_t *) node;
+
+            if (ngx_http_agentgov_live(rec, now)) {
+                n += ngx_http_agentgov_end_tree(s, rec, AG_TASK_REVOKED, now,
+                                                0);
+            }
+        }
+
+        if (n) {
+            changed = 1;
+        }
+    }
+
+    if (changed) {
+        sh->gen++;
+    }
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    if (changed) {
+        ngx_http_agentgov_state_save(s);
+    }
+
+    if (count) {
+        *count = n;
+    }
+
+    return NGX_AGENTGOV_STORE_OK;
+}
+
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_agent_check(ngx_http_agentgov_store_t *s,
+    ag_str_t agent)
+{
+    uint32_t                       hash;
+    ngx_http_agentgov_agent_t     *an;
+    ngx_http_agentgov_store_rc_e   rc;
+
+    if (s == NULL) {
+        return NGX_AGENTGOV_STORE_ERROR;
+    }
+
+    hash = ngx_http_agentgov_hash(agent.p, agent.len);
+    rc = NGX_AGENTGOV_STORE_OK;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    if (s->sh->stopped) {
+        rc = NGX_AGENTGOV_STORE_SUSPENDED;
+
+    } else {
+        an = ngx_http_agentgov_agent_lookup(s->sh, hash, (u_char *) agent.p,
+                                            agent.len);
+        if (an && an->suspended) {
+            rc = NGX_AGENTGOV_STORE_SUSPENDED;
+        }
+    }
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    return rc;
+}
+
+
+void
+ngx_http_agentgov_store_stats(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_store_stats_t *st)
+{
+    ngx_uint_t        pages;
+    ngx_slab_pool_t  *shpool;
+
+    ngx_memzero(st, sizeof(ngx_http_agentgov_store_stats_t));
+
+    if (s == NULL) {
+        return;
+    }
+
+    shpool = s->shpool;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    ngx_http_agentgov_expire(s, ngx_time(), NGX_HTTP_AGENTGOV_EXPIRE_BATCH);
+
+    st->live_tasks = s->sh->live;
+    st->suspended_agents = s->sh->suspended;
+    st->stopped = s->sh->stopped;
+
+    pages = shpool->last - shpool->pages;
+
+    if (pages) {
+        st->used = (double) (pages - shpool->pfree) / pages;
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+}
+
+
+/* Whether the last write of agentgov_state failed (for /health). */
+
+ngx_uint_t
+ngx_http_agentgov_store_state_failing(ngx_http_agentgov_store_t *s)
+{
+    ngx_uint_t  failing;
+
+    if (s == NULL || s->amcf->state_file.len == 0) {
+        return 0;
+    }
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+    failing = s->sh->save_failed;
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    return failing;
+}
+
+
+/* --- agentgov_state: saving ----------------------------------------------- */
+
+static void
+ngx_http_agentgov_state_save(ngx_http_agentgov_store_t *s)
+{
+    u_char     *snap, *text;
+    size_t      size, len;
+    uint64_t    gen;
+    ngx_fd_t    fd;
+    ngx_int_t   rc;
+    ngx_str_t  *file;
+    ngx_uint_t  round, again;
+    u_char      name[NGX_MAX_PATH];
+
+    file = &s->amcf->state_file;
+
+    if (file->len == 0) {
+        return;
+    }
+
+    ngx_sprintf(name, "%V.lock%Z", file);
+
+    for (round = 0; round < NGX_HTTP_AGENTGOV_SAVE_ROUNDS; round++) {
+
+        fd = open((char *) name, O_RDONLY|O_CREAT|O_CLOEXEC, 0600);
+        if (fd == -1) {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                          "agentgov_state: open(\"%s\") failed (the "
+                          "directory must be writable by the workers)", name);
+            rc = NGX_ERROR;
+            goto failed;
+        }
+
+        if (flock(fd, LOCK_EX|LOCK_NB) == -1) {
+            if (ngx_errno != EWOULDBLOCK) {
+                ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                              "agentgov_state: flock(\"%s\") failed", name);
+            }
+
+            /* its holder writes again when it sees our change */
+            (void) close(fd);
+            return;
+        }
+
+        snap = ngx_http_agentgov_snapshot(s, &gen, &size);
+
+        if (snap == NULL) {
+            (void) close(fd);
+            return;
+        }
+
+        text = ngx_http_agentgov_state_encode(snap, size, &len);
+        ngx_free(snap);
+
+        if (text == NULL) {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                          "agentgov_state \"%V\": cannot encode the state",
+                          file);
+            rc = NGX_ERROR;
+
+        } else {
+            rc = ngx_http_agentgov_state_write(file, text, len,
+                                               ngx_cycle->log);
+            ngx_free(text);
+        }
+
+        ngx_shmtx_lock(&s->shpool->mutex);
+
+        if (rc == NGX_OK) {
+            if (gen > s->sh->saved_gen
+                || s->sh->saved_path != s->state_hash)
+            {
+                s->sh->saved_gen = gen;
+                s->sh->saved_path = s->state_hash;
+            }
+
+            s->sh->save_failed = 0;
+
+        } else {
+            s->sh->save_failed = 1;
+        }
+
+        ngx_shmtx_unlock(&s->shpool->mutex);
+
+        (void) close(fd);
+
+        if (rc != NGX_OK) {
+            return;
+        }
+
+        /* a change made while we held the lock was left to us */
+
+        ngx_shmtx_lock(&s->shpool->mutex);
+        again = (s->sh->gen != s->sh->saved_gen
+                 || s->sh->saved_path != s->state_hash);
+        ngx_shmtx_unlock(&s->shpool->mutex);
+
+        if (!again) {
+            return;
+        }
+    }
+
+    return;
+
+failed:
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+    s->sh->save_failed = 1;
+    ngx_shmtx_unlock(&s->shpool->mutex);
+}
+
+
+/*
+ * A binary copy of what agentgov_state keeps, taken under the lock: NULL if
+ * the file already holds the zone's generation (or on failure, logged).
+ */
+
+static u_char *
+ngx_http_agentgov_snapshot(ngx_http_agentgov_store_t *s, uint64_t *gen,
+    size_t *size)
+{
+    u_char                         *snap, *p, *end;
+    size_t                          n, strs;
+    ngx_rbtree_node_t              *node;
+    ngx_http_agentgov_sh_t         *sh;
+    ngx_http_agentgov_agent_t      *an;
+    ngx_http_agentgov_snapshot_t   *hdr;
+    ngx_http_agentgov_task_node_t  *rec;
+
+    sh = s->sh;
+    snap = NULL;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    if (sh->gen == sh->saved_gen && sh->saved_path == s->state_hash) {
+        goto done;
+    }
+
+    n = sizeof(ngx_http_agentgov_snapshot_t) + sh->susp_bytes
+        + sh->live_bytes;
+
+    snap = ngx_alloc(n, ngx_cycle->log);
+    if (snap == NULL) {
+        sh->save_failed = 1;
+        goto done;
+    }
+
+    p = snap + sizeof(ngx_http_agentgov_snapshot_t);
+    end = snap + n;
+
+    hdr = (ngx_http_agentgov_snapshot_t *) snap;
+    hdr->stopped = sh->stopped;
+    hdr->nsuspended = 0;
+    hdr->ntasks = 0;
+
+    if (sh->agents.root != sh->agents.sentinel) {
+        for (node = ngx_rbtree_min(sh->agents.root, sh->agents.sentinel);
+             node;
+             node = ngx_rbtree_next(&sh->agents, node))
+        {
+            an = (ngx_http_agentgov_agent_t *) node;
+
+            if (!an->suspended) {
+                continue;
+            }
+
+            if ((size_t) (end - p) < ngx_http_agentgov_name_size(an->len)) {
+                goto inconsistent;
+            }
+
+            *(size_t *) p = an->len;
+            ngx_memcpy(p + sizeof(size_t), an->name, an->len);
+            p += ngx_http_agentgov_name_size(an->len);
+            hdr->nsuspended++;
+        }
+    }
+
+    if (sh->tasks.root != sh->tasks.sentinel) {
+        for (node = ngx_rbtree_min(sh->tasks.root, sh->tasks.sentinel);
+             node;
+             node = ngx_rbtree_next(&sh->tasks, node))
+        {
+            rec = (ngx_http_agentgov_task_node_t *) node;
+
+            if (rec->agent == NULL) {
+                continue;
+            }
+
+            strs = ngx_http_agentgov_data_strs(&rec->d);
+
+            if ((size_t) (end - p) < ngx_http_agentgov_data_size(strs)) {
+                goto inconsistent;
+            }
+
+            ngx_memcpy(p, &rec->d,
+                       offsetof(ngx_http_agentgov_task_data_t, str) + strs);
+            p += ngx_http_agentgov_data_size(strs);
+            hdr->ntasks++;
+        }
+    }
+
+    *gen = sh->gen;
+    *size = p - snap;
+
+done:
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    return snap;
+
+inconsistent:
+
+    sh->save_failed = 1;
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                  "agentgov_zone \"%V\": inconsistent snapshot size",
+                  &s->shm_zone->shm.name);
+    ngx_free(snap);
+
+    return NULL;
+}
+
+
+/*
+ * The JSON text of a snapshot, or NULL. Written by hand: building it with
+ * jansson took ten times longer, and this runs on every change.
+ */
+
+static u_char *
+ngx_http_agentgov_state_encode(u_char *snap, size_t size, size_t *len)
+{
+    u_char                         *text, *p, *q, *end, *str;
+    size_t                          n, bound;
+    ngx_uint_t                      i, j;
+    ngx_http_agentgov_task_data_t  *d;
+    ngx_http_agentgov_snapshot_t   *hdr;
+
+    hdr = (ngx_http_agentgov_snapshot_t *) snap;
+    end = snap + size;
+
+    /* every byte of a string escapes to at most 6 (\u00XX) */
+
+    bound = sizeof("{\"version\":,\"stopped\":false,\"suspended\":[],"
+                   "\"tasks\":[]}\n") + NGX_INT_T_LEN;
+
+    p = snap + sizeof(ngx_http_agentgov_snapshot_t);
+
+    for (i = 0; i < hdr->nsuspended; i++) {
+        n = *(size_t *) p;
+        bound += 6 * n + 3;
+        p += ngx_http_agentgov_name_size(n);
+    }
+
+    q = p;
+
+    for (i = 0; i < hdr->ntasks && p < end; i++) {
+        d = (ngx_http_agentgov_task_data_t *) p;
+        n = ngx_http_agentgov_data_strs(d);
+        bound += 6 * n + NGX_HTTP_AGENTGOV_NSTR * 16
+                 + 6 * (NGX_INT64_LEN + 16) + 3;
+        p += ngx_http_agentgov_data_size(n);
+    }
+
+    text = ngx_alloc(bound, ngx_cycle->log);
+    if (text == NULL) {
+        return NULL;
+    }
+
+    p = snap + sizeof(ngx_http_agentgov_snapshot_t);
+
+    str = ngx_sprintf(text, "{\"version\":%d,\"stopped\":%s,\"suspended\":[",
+                      NGX_HTTP_AGENTGOV_STATE_VERSION,
+                      hdr->stopped ? "true" : "false");
+
+    for (i = 0; i < hdr->nsuspended; i++) {
+        n = *(size_t *) p;
+
+        if (i) {
+            *str++ = ',';
+        }
+
+        str = ngx_http_agentgov_json_str(str, p + sizeof(size_t), n);
+        p += ngx_http_agentgov_name_size(n);
+    }
+
+    str = ngx_cpymem(str, "],\"tasks\":[", sizeof("],\"tasks\":[") - 1);
+
+    p = q;
+
+    for (i = 0; i < hdr->ntasks && p < end; i++) {
+        d = (ngx_http_agentgov_task_data_t *) p;
+        p += ngx_http_agentgov_data_size(ngx_http_agentgov_data_strs(d));
+
+        if (i) {
+            *str++ = ',';
+        }
+
+        *str++ = '{';
+
+        q = d->str;
+
+        for (j = 0; j < NGX_HTTP_AGENTGOV_NSTR; j++) {
+            str = ngx_sprintf(str, "\"%s\":", ngx_http_agentgov_str_key[j]);
+            str = ngx_http_agentgov_json_str(str, q, d->len[j]);
+            *str++ = ',';
+            q += d->len[j];
+        }
+
+        str = ngx_sprintf(str, "\"depth\":%d,\"granted\":%L,\"expires\":%L,"
+                          "\"calls\":%L,\"bucket_mtok\":%L,"
+                          "\"bucket_ms\":%L}",
+                          (int) d->depth, d->granted, d->expires, d->calls,
+                          d->bucket_mtok, d->bucket_ms);
+    }
+
+    str = ngx_cpymem(str, "]}\n", 3);
+
+    *len = str - text;
+
+    return text;
+}
+
+
+/*
+ * A JSON string. Valid UTF-8 is copied; a byte that is not (which no string
+ * taken from a JSON body can hold) becomes the code point of the same value,
+ * so that the file always loads.
+ */
+
+static u_char *
+ngx_http_agentgov_json_str(u_char *dst, u_char *src, size_t len)
+{
+    u_char      c;
+    size_t      n;
+    u_char     *end;
+
+    static u_char  hex[] = "0123456789abcdef";
+
+    end = src + len;
+
+    *dst++ = '"';
+
+    while (src < end) {
+        c = *src;
+
+        if (c >= 0x80) {
+            n = ngx_http_agentgov_utf8_len(src, end - src);
+
+            if (n) {
+                dst = ngx_cpymem(dst, src, n);
+                src += n;
+                continue;
+            }
+        }
+
+        src++;
+
+        if (c == '"' || c == '\\') {
+            *dst++ = '\\';
+            *dst++ = c;
+
+        } else if (c < 0x20 || c >= 0x80) {
+            *dst++ = '\\';
+            *dst++ = 'u';
+            *dst++ = '0';
+            *dst++ = '0';
+            *dst++ = hex[c >> 4];
+            *dst++ = hex[c & 0xf];
+
+        } else {
+            *dst++ = c;
+        }
+    }
+
+    *dst++ = '"';
+
+    return dst;
+}
+
+
+/* The length of the valid UTF-8 sequence at p (RFC 3629), or 0. */
+
+static size_t
+ngx_http_agentgov_utf8_len(u_char *p, size_t avail)
+{
+    size_t    n, i;
+    uint32_t  u, min;
+
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        n = 2;
+        u = p[0] & 0x1f;
+        min = 0x80;
+
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        n = 3;
+        u = p[0] & 0x0f;
+        min = 0x800;
+
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        n = 4;
+        u = p[0] & 0x07;
+        min = 0x10000;
+
+    } else {
+        return 0;
+    }
+
+    if (avail < n) {
+        return 0;
+    }
+
+    for (i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+
+        u = (u << 6) | (p[i] & 0x3f);
+    }
+
+    if (u < min || u > 0x10ffff || (u >= 0xd800 && u <= 0xdfff)) {
+        return 0;
+    }
+
+    return n;
+}
+
+
+/* FILE.tmp, fsync, rename over FILE, fsync of the directory. */
+
+static ngx_int_t
+ngx_http_agentgov_state_write(ngx_str_t *file, u_char *text, size_t len,
+    ngx_log_t *log)
+{
+    u_char    *p, *dir;
+    ssize_t    n;
+    ngx_fd_t   fd;
+    ngx_err_t  err;
+    u_char     tmp[NGX_MAX_PATH], name[NGX_MAX_PATH];
+
+    ngx_sprintf(tmp, "%V.tmp%Z", file);
+    ngx_sprintf(name, "%V%Z", file);
+
+    fd = open((char *) tmp, O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0600);
+    if (fd == -1) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      "agentgov_state: open(\"%s\") failed", tmp);
+        return NGX_ERROR;
+    }
+
+    /* an existing FILE.tmp keeps its mode otherwise */
+    if (fchmod(fd, 0600) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      "agentgov_state: fchmod(\"%s\") failed", tmp);
+        goto failed;
+    }
+
+    p = text;
+
+    while (len) {
+        n = write(fd, p, len);
+
+        if (n == -1) {
+            if (ngx_errno == NGX_EINTR) {
+                continue;
+            }
+
+            ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                          "agentgov_state: write(\"%s\") failed", tmp);
+            goto failed;
+        }
+
+        p += n;
+        len -= n;
+    }
+
+    if (fsync(fd) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      "agentgov_state: fsync(\"%s\") failed", tmp);
+        goto failed;
+    }
+
+    if (close(fd) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      "agentgov_state: close(\"%s\") failed", tmp);
+        fd = -1;
+        goto failed;
+    }
+
+    fd = -1;
+
+    if (ngx_rename_file(tmp, name) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      "agentgov_state: rename(\"%s\", \"%s\") failed",
+                      tmp, name);
+        goto failed;
+    }
+
+    /* the rename itself is durable only once the directory is */
+
+    dir = name + file->len;
+    while (dir > name && dir[-1] != '/') {
+        dir--;
+    }
+
+    if (dir > name) {
+        *(dir == name + 1 ? dir : dir - 1) = '\0';
+
+        fd = open((char *) name, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+
+        if (fd == -1 || fsync(fd) == -1) {
+            err = ngx_errno;
+
+            if (fd != -1) {
+                (void) close(fd);
+            }
+
+            ngx_log_error(NGX_LOG_ALERT, log, err,
+                          "agentgov_state: fsync(\"%s\") failed", name);
+            return NGX_ERROR;
+        }
+
+        (void) close(fd);
+    }
+
+    return NGX_OK;
+
+failed:
+
+    if (fd != -1) {
+        (void) close(fd);
+    }
+
+    (void) unlink((char *) tmp);
+
+    return NGX_ERROR;
+}
+
+
+/* --- agentgov_state: loading ---------------------------------------------- */
+
+static ngx_int_t
+ngx_http_agentgov_state_load(ngx_http_agentgov_store_t *s, ngx_log_t *log)
+{
+    json_t           *root;
+    ngx_int_t         rc;
+    ngx_str_t        *file;
+    json_error_t      jerr;
+    ngx_file_info_t   fi;
+
+    file = &s->amcf->state_file;
+
+    /* state_file.data is NUL-terminated by ngx_conf_full_name() */
+
+    if (ngx_file_info(file->data, &fi) == NGX_FILE_ERROR) {
+
+        if (ngx_errno == NGX_ENOENT) {
+            /* nothing to restore: the first worker writes the file */
+            return NGX_OK;
+        }
+
+        ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
+                      "agentgov_state \"%V\": " ngx_file_info_n " failed",
+                      file);
+        return NGX_ERROR;
+    }
+
+    root = json_load_file((char *) file->data, JSON_REJECT_DUPLICATES, &jerr);
+
+    if (root == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, log, 0,
+                      "agentgov_state \"%V\" is malformed: %s (line %d, "
+                      "column %d); fix or remove it (removing it lifts "
+                      "every suspension)",
+                      file, jerr.text, jerr.line, jerr.column);
+        return NGX_ERROR;
+    }
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    rc = ngx_http_agentgov_state_restore(s, root, ngx_time(), log, file);
+
+    if (rc == NGX_OK) {
+        /* the file holds what the zone holds */
+        s->sh->saved_gen = s->sh->gen;
+        s->sh->saved_path = s->state_hash;
+    }
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    json_decref(root);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_agentgov_state_restore(ngx_http_agentgov_store_t *s, json_t *root,
+    int64_t now, ngx_log_t *log, ngx_str_t *file)
+{
+    size_t                          i, n, strs, skipped;
+    json_t                         *v, *tasks, *susp, *e;
+    uint32_t                        hash;
+    ag_task_t                      *tv, *t;
+    const char                     *key, *err, *name;
+    ngx_int_t                       depth, maxdepth;
+    ngx_http_agentgov_sh_t         *sh;
+    ngx_http_agentgov_agent_t      *an;
+    ngx_http_agentgov_task_node_t  *rec, *parent;
+
+    sh = s->sh;
+    tv = NULL;
+    err = NULL;
+    skipped = 0;
+
+    if (!json_is_object(root)) {
+        err = "not an object";
+        goto malformed;
+    }
+
+    json_object_foreach(root, key, v) {
+        if (ngx_strcmp(key, "version") != 0 && ngx_strcmp(key, "tasks") != 0
+            && ngx_strcmp(key, "suspended") != 0
+            && ngx_strcmp(key, "stopped") != 0)
+        {
+            err = ngx_http_agentgov_state_err("unknown key", key);
+            goto malformed;
+        }
+    }
+
+    v = json_object_get(root, "version");
+    if (!json_is_integer(v)
+        || json_integer_value(v) != NGX_HTTP_AGENTGOV_STATE_VERSION)
+    {
+        err = "\"version\" is not 1";
+        goto malformed;
+    }
+
+    v = json_object_get(root, "stopped");
+    tasks = json_object_get(root, "tasks");
+    susp = json_object_get(root, "suspended");
+
+    if (!json_is_boolean(v)) {
+        err = "\"stopped\" is not true or false";
+        goto malformed;
+    }
+
+    if (!json_is_array(tasks) || !json_is_array(susp)) {
+        err = "\"tasks\" or \"suspended\" is not an array";
+        goto malformed;
+    }
+
+    /* everything is checked before anything is restored */
+
+    json_array_foreach(susp, i, e) {
+        if (!json_is_string(e) || json_string_length(e) == 0
+            || json_string_length(e) > NGX_HTTP_AGENTGOV_NAME_MAX)
+        {
+            err = "a suspended agent is not a name";
+            goto malformed;
+        }
+    }
+
+    n = json_array_size(tasks);
+    maxdepth = 0;
+
+    if (n) {
+        tv = ngx_alloc(n * sizeof(ag_task_t), log);
+        if (tv == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    json_array_foreach(tasks, i, e) {
+        err = ngx_http_agentgov_state_task(e, &tv[i]);
+        if (err) {
+            goto malformed;
+        }
+
+        if (tv[i].depth > maxdepth) {
+            maxdepth = tv[i].depth;
+        }
+    }
+
+    sh->stopped = json_is_true(v) ? 1 : 0;
+
+    json_array_foreach(susp, i, e) {
+        name = json_string_value(e);
+        hash = ngx_http_agentgov_hash(name, json_string_length(e));
+
+        an = ngx_http_agentgov_agent_lookup(sh, hash, (u_char *) name,
+                                            json_string_length(e));
+        if (an) {
+            continue;
+        }
+
+        an = ngx_http_agentgov_agent_create(s, hash, (u_char *) name,
+                                            json_string_length(e), now, 1);
+        if (an == NULL) {
+            goto full;
+        }
+
+        an->suspended = 1;
+        sh->suspended++;
+        sh->susp_bytes += ngx_http_agentgov_name_size(an->len);
+    }
+
+    /* parents before children, so that every child finds its parent */
+
+    for (depth = 0; depth <= maxdepth; depth++) {
+        for (i = 0; i < n; i++) {
+            t = &tv[i];
+
+            if (t->depth != depth) {
+                continue;
+            }
+
+            hash = ngx_http_agentgov_hash(t->id.p, t->id.len);
+
+            if (ngx_http_agentgov_task_lookup(sh, hash, (u_char *) t->id.p,
+                                              t->id.len))
+            {
+                err = "a task id appears twice";
+                goto malformed;
+            }
+
+            hash = ngx_http_agentgov_hash(t->agent.p, t->agent.len);
+            an = ngx_http_agentgov_agent_lookup(sh, hash,
+                                                (u_char *) t->agent.p,
+                                                t->agent.len);
+
+            /* fail closed: whatever ended a task must stay in force */
+
+            if (t->expires <= now || sh->stopped || (an && an->suspended)) {
+                skipped++;
+                continue;
+            }
+
+            parent = NULL;
+
+            if (t->parent.len) {
+                parent = ngx_http_agentgov_task_lookup(sh,
+                             ngx_http_agentgov_hash(t->parent.p,
+                                                    t->parent.len),
+                             (u_char *) t->parent.p, t->parent.len);
+
+                if (parent == NULL) {
+                    skipped++;
+                    continue;
+                }
+            }
+
+            strs = ngx_http_agentgov_task_strs(t);
+
+            rec = ngx_http_agentgov_task_create(s, t, strs, now);
+            if (rec == NULL) {
+                goto full;
+            }
+
+            if (parent && rec->d.expires > parent->d.expires) {
+                rec->d.expires = parent->d.expires;
+                rec->exp.node.key = (ngx_rbtree_key_t) parent->d.expires;
+            }
+
+            if (an == NULL) {
+                an = ngx_http_agentgov_agent_create(s, hash,
+                                                    (u_char *) t->agent.p,
+                                                    t->agent.len, now, 0);
+                if (an == NULL) {
+                    ngx_slab_free_locked(s->shpool, rec);
+                    goto full;
+                }
+            }
+
+            ngx_http_agentgov_task_link(s, rec, parent, an);
+        }
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                  "agentgov_state \"%V\": restored %ui live tasks, %ui "
+                  "suspended agents%s; %uz tasks that expired (or whose "
+                  "parent did) were left out",
+                  file, sh->live, sh->suspended,
+                  sh->stopped ? ", all agents stopped" : "", skipped);
+
+    if (tv) {
+        ngx_free(tv);
+    }
+
+    return NGX_OK;
+
+malformed:
+
+    ngx_log_error(NGX_LOG_EMERG, log, 0,
+                  "agentgov_state \"%V\" is malformed: %s; fix or remove it "
+                  "(removing it lifts every suspension)", file, err);
+
+    if (tv) {
+        ngx_free(tv);
+    }
+
+    return NGX_ERROR;
+
+full:
+
+    ngx_log_error(NGX_LOG_EMERG, log, 0,
+                  "agentgov_zone \"%V\" is too small for the state in "
+                  "\"%V\"", &s->shm_zone->shm.name, file);
+
+    if (tv) {
+        ngx_free(tv);
+    }
+
+    return NGX_ERROR;
+}
+
+
+/* An error message naming a key; loading is single-threaded (master). */
+
+static const char *
+ngx_http_agentgov_state_err(const char *what, const char *key)
+{
+    static u_char  buf[128];
+
+    ngx_snprintf(buf, sizeof(buf) - 1, "%s \"%s\"%Z", what, key);
+    buf[sizeof(buf) - 1] = '\0';
+
+    return (const char *) buf;
+}
+
+
+/* One task of the file into t (strings borrowed from v), or why not. */
+
+static const char *
+ngx_http_agentgov_state_task(json_t *v, ag_task_t *t)
+{
+    size_t       k;
+    json_t      *e;
+    ngx_uint_t   i, found;
+    ag_str_t    *sv;
+    const char  *key;
+    int64_t     *iv;
+
+    static const char  *ints[] = {
+        "depth", "granted", "expires", "calls", "bucket_mtok", "bucket_ms"
+    };
+
+    int64_t  depth;
+
+    if (!json_is_object(v)) {
+        return "a task is not an object";
+    }
+
+    ngx_memzero(t, sizeof(ag_task_t));
+
+    json_object_foreach(v, key, e) {
+        found = 0;
+
+        for (i = 0; i < NGX_HTTP_AGENTGOV_NSTR; i++) {
+            if (ngx_strcmp(key, ngx_http_agentgov_str_key[i]) == 0) {
+                found = 1;
+            }
+        }
+
+        for (k = 0; k < sizeof(ints) / sizeof(ints[0]); k++) {
+            if (ngx_strcmp(key, ints[k]) == 0) {
+                found = 1;
+            }
+        }
+
+        if (!found) {
+            return ngx_http_agentgov_state_err("a task has an unknown key",
+                                               key);
+        }
+    }
+
+    for (i = 0; i < NGX_HTTP_AGENTGOV_NSTR; i++) {
+        e = json_object_get(v, ngx_http_agentgov_str_key[i]);
+
+        if (!json_is_string(e)) {
+            return ngx_http_agentgov_state_err("a task lacks the string",
+                                               ngx_http_agentgov_str_key[i]);
+        }
+
+        sv = ngx_http_agentgov_str(t, i);
+        sv->p = json_string_value(e);
+        sv->len = json_string_length(e);
+    }
+
+    for (k = 0; k < sizeof(ints) / sizeof(ints[0]); k++) {
+        e = json_object_get(v, ints[k]);
+
+        if (!json_is_integer(e)) {
+            return ngx_http_agentgov_state_err("a task lacks the integer",
+                                               ints[k]);
+        }
+
+        switch (k) {
+        case 0:
+            iv = &depth;
+            break;
+        case 1:
+            iv = &t->granted;
+            break;
+        case 2:
+            iv = &t->expires;
+            break;
+        case 3:
+            iv = &t->calls;
+            break;
+        case 4:
+            iv = &t->bucket_mtok;
+            break;
+        default:
+            iv = &t->bucket_ms;
+            break;
+        }
+
+        *iv = json_integer_value(e);
+    }
+
+    if (depth < 0 || depth > NGX_HTTP_AGENTGOV_DEPTH_MAX) {
+        return "a task's depth is out of range";
+    }
+
+    t->depth = (int) depth;
+    t->state = AG_TASK_LIVE;
+
+    if (t->expires <= 0 || t->granted < 0 || t->calls < 0) {
+        return "a task's times are out of range";
+    }
+
+    if (ngx_http_agentgov_task_strs(t) == 0) {
+        return "a task's strings are out of bounds, or its depth and "
+               "parent disagree";
+    }
+
+    return NULL;
+}
