@@ -374,6 +374,9 @@ run_ok($CLI, 'keygen', '--out', $key, '--type', 'p256', '--jwks', $jwks);
 my $token = run_ok($CLI, 'token', '--key', $key, '--iss', $ISS, '--sub', 'bench-bot',
                    '--aud', 'agentgov', '--ttl', '1h');
 $token =~ s/\s+$//;
+# the gateway's own key: task tokens are MACed with a key derived from it
+my $gw_key = "$DIR/gateway.pem";
+run_ok($CLI, 'keygen', '--out', $gw_key, '--type', 'ed25519');
 
 # The gateway's policy: bench/gen-policy.pl's synthetic rules over 10 tools,
 # and the rules the benchmark's calls are decided by, appended last. The GET
@@ -405,6 +408,9 @@ for my $m (qw(GET POST)) {
 }
 for (@bench_rules) { $_->{tool} = $tool_for{ $_->{method} } }
 push @{ $policy->{rules} }, @bench_rules;
+# every governed call is made inside a task: the bench agent's intent
+$policy->{intents}{'bench'} = { agents => ['bench-bot'], max_ttl => '1h',
+                                tools => [ sort { $a cmp $b } keys %{{ reverse %tool_for }} ] };
 my $policy_file = write_file("$DIR/policy.json", $JSON->encode($policy));
 run_ok($CLI, 'policy', 'check', $policy_file);
 
@@ -437,7 +443,7 @@ my %calls = (
 my %candidates;
 for my $m (qw(GET POST)) {
     my $c = $calls{$m};
-    my $call = { agent => 'bench-bot', tool => $tool_for{$m}, method => $m,
+    my $call = { agent => 'bench-bot', intent => 'bench', tool => $tool_for{$m}, method => $m,
                  path => $c->{path}, query => $c->{query},
                  headers => { 'X-Team' => 'team-support', 'Accept' => 'application/json' } };
     $call->{body} = JSON::PP->new->decode($body) if $m eq 'POST';
@@ -465,7 +471,8 @@ my $up_worker = start_nginx($up_dir, $up_port);
 sub front_http {
     my ($port, $gw) = @_;
     my $h = '';
-    $h .= "    agentgov_policy $policy_file;\n    agentgov_trust  $ISS $jwks;\n" if $gw;
+    $h .= "    agentgov_policy $policy_file;\n    agentgov_trust  $ISS $jwks;\n"
+        . "    agentgov_zone bench 32m;\n    agentgov_signing_key $gw_key;\n" if $gw;
     $h .= <<"EOF";
     upstream tool {
         server 127.0.0.1:$up_port;
@@ -477,6 +484,7 @@ sub front_http {
         proxy_http_version 1.1;
         proxy_set_header Connection "";
 EOF
+    $h .= "        location /agentgov/ { agentgov_api; }\n" if $gw;
     for (['read', 'GET'], ['write', 'POST']) {
         my ($loc, $m) = @$_;
         $h .= "        location /tools/$loc/ {\n";
@@ -512,6 +520,16 @@ for my $name (qw(plain gateway)) {
     my $port = free_port();
     my $d = nginx_conf($name, module => $gw, http => front_http($port, $gw));
     $front{$name} = { dir => $d, port => $port, worker => start_nginx($d, $port) };
+}
+
+# The gateway's calls carry the token of a task the agent declares first.
+{
+    my $port = $front{gateway}{port};
+    my ($st, $b) = http($port, 'POST', '/agentgov/v1/tasks',
+                        ["Agent-Authorization: Bearer $token", 'Content-Type: application/json'],
+                        '{"intent": "bench", "ttl": "1h"}');
+    die "gateway: declaring the bench task got HTTP $st: $b\n" unless $st == 201;
+    push @headers, 'Agent-Task: ' . JSON::PP->new->decode($b)->{token};
 }
 
 # Check that every call is answered by the upstream, and that the gateway
@@ -606,16 +624,14 @@ for my $case (@cases) {
 # silently.
 my $so = read_file($MODULE) // '';
 my @pending = (
-    ['task tokens checked on every call', 'agentgov_zone',
-     'the gateway does not check task tokens yet (SPEC section 4)'],
-    ['credentials injected', 'agentgov_signing_key',
+    ['credentials injected', 'agentgov_secret',
      'the gateway does not inject credentials yet (SPEC section 7)'],
     ['audit log on', 'agentgov_audit_log',
      'the gateway has no audit log yet (SPEC section 8)'],
     ['MCP tools/call with a 1 KiB body', undef,
      'the gateway does not speak MCP yet (tools with "protocol": "mcp"); '
      . 'the 1 KiB JSON POST decided by body: rules stands in for it'],
-    ['memory and CPU of 10,000 requests held at once', 'agentgov_zone',
+    ['memory and CPU of 10,000 requests held at once', 'agentgov_hold_timeout',
      'the gateway has no holds yet (SPEC section 6): a hold rule refuses at once'],
     ['nginx auth_request to Cerbos', undef,
      'Cerbos is not available from Debian or npm, so there is no external decision point to compare with'],
@@ -631,7 +647,7 @@ push @L, sprintf('load: wrk -t1 -c%d, keep-alive, %ds warm-up + %ds per variant;
                  (defined $CPU_NGINX ? "nginx (front and upstream) on CPU $CPU_NGINX, wrk on CPU $CPU_WRK"
                                     : 'not pinned'));
 push @L, 'upstream: one nginx, return 200 (12 bytes), reached through a keepalive pool';
-push @L, sprintf('gateway: ES256 agent JWT (cached per worker after first sight), %d-rule policy over %d tools;',
+push @L, sprintf('gateway: ES256 agent JWT and task token (both cached per worker after first sight; the task looked up live in the zone on every call), %d-rule policy over %d tools;',
                  scalar @{ $policy->{rules} }, $GW_TOOLS);
 push @L, sprintf('  GET: %d candidate rules evaluated, allowed by bench-read (header: and query: conditions);',
                  $candidates{GET});
