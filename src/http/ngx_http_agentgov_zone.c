@@ -57,7 +57,7 @@
 #include "ngx_http_agentgov_store.h"
 
 
-#define NGX_HTTP_AGENTGOV_ZONE_VERSION   0x61670001  /* "ag", layout 1 */
+#define NGX_HTTP_AGENTGOV_ZONE_VERSION   0x61670002  /* "ag", layout 2 */
 #define NGX_HTTP_AGENTGOV_ZONE_MIN       (64 * 1024)
 #define NGX_HTTP_AGENTGOV_STATE_VERSION  1
 
@@ -70,7 +70,7 @@
 
 #define NGX_HTTP_AGENTGOV_DEPTH_MAX      64
 #define NGX_HTTP_AGENTGOV_ID_MAX         AG_TASK_ID_LEN  /* list cursors */
-#define NGX_HTTP_AGENTGOV_NAME_MAX       255
+#define NGX_HTTP_AGENTGOV_NAME_MAX       255     /* a byte's length */
 #define NGX_HTTP_AGENTGOV_STRS_MAX       8192    /* all strings of a task */
 
 /*
@@ -85,24 +85,31 @@
 #define NGX_HTTP_AGENTGOV_SAVE_ROUNDS    8
 
 
-/* the strings of a task, in the order they are packed */
+/*
+ * The strings of a task, in the order they are packed: first those whose
+ * length fits in a byte (names, ids, the thumbprint), then the rest.
+ */
 enum {
     NGX_HTTP_AGENTGOV_S_ID = 0,
     NGX_HTTP_AGENTGOV_S_AGENT,
     NGX_HTTP_AGENTGOV_S_OWNER,
     NGX_HTTP_AGENTGOV_S_INTENT,
-    NGX_HTTP_AGENTGOV_S_TOOLS,
     NGX_HTTP_AGENTGOV_S_PARENT,
-    NGX_HTTP_AGENTGOV_S_CHAIN,
     NGX_HTTP_AGENTGOV_S_CNF,
+    NGX_HTTP_AGENTGOV_S_TOOLS,
+    NGX_HTTP_AGENTGOV_S_CHAIN,
     NGX_HTTP_AGENTGOV_S_PURPOSE,
     NGX_HTTP_AGENTGOV_NSTR
 };
 
+#define NGX_HTTP_AGENTGOV_NSTR8  NGX_HTTP_AGENTGOV_S_TOOLS
+
 
 /*
  * A task's fields, position independent: copied as they are (with the
- * strings behind them) into snapshots, lists and task_get buffers.
+ * strings behind them) into snapshots, lists and task_get buffers. Every
+ * byte counts: a typical task (names of a dozen characters, two tools, no
+ * purpose) then fits a 256-byte slab chunk rather than a 512-byte one.
  */
 typedef struct {
     int64_t                          granted;
@@ -111,12 +118,19 @@ typedef struct {
     int64_t                          calls;
     int64_t                          bucket_mtok;
     int64_t                          bucket_ms;
-    u_short                          len[NGX_HTTP_AGENTGOV_NSTR];
+    u_short                          len16[NGX_HTTP_AGENTGOV_NSTR
+                                           - NGX_HTTP_AGENTGOV_NSTR8];
+    u_char                           len8[NGX_HTTP_AGENTGOV_NSTR8];
     u_char                           depth;
     u_char                           state;      /* ag_task_state_t */
     u_char                           dead;       /* on the dead queue */
+    u_char                           counted;    /* in its agent's live */
     u_char                           str[1];
 } ngx_http_agentgov_task_data_t;
+
+#define ngx_http_agentgov_len(d, i)                                           \
+    ((size_t) ((i) < NGX_HTTP_AGENTGOV_NSTR8                                  \
+               ? (d)->len8[i] : (d)->len16[(i) - NGX_HTTP_AGENTGOV_NSTR8]))
 
 
 typedef struct {
@@ -140,8 +154,6 @@ typedef struct {
 
     ngx_queue_t                      children;
     ngx_queue_t                      sibling;    /* in the parent's children */
-
-    ngx_http_agentgov_agent_t       *agent;      /* set while counted live */
 
     ngx_http_agentgov_task_data_t    d;          /* last: strings follow */
 } ngx_http_agentgov_task_node_t;
@@ -272,15 +284,15 @@ static const size_t  ngx_http_agentgov_str_off[NGX_HTTP_AGENTGOV_NSTR] = {
     offsetof(ag_task_t, agent),
     offsetof(ag_task_t, owner),
     offsetof(ag_task_t, intent),
-    offsetof(ag_task_t, tools),
     offsetof(ag_task_t, parent),
-    offsetof(ag_task_t, chain),
     offsetof(ag_task_t, cnf),
+    offsetof(ag_task_t, tools),
+    offsetof(ag_task_t, chain),
     offsetof(ag_task_t, purpose)
 };
 
 static const char  *ngx_http_agentgov_str_key[NGX_HTTP_AGENTGOV_NSTR] = {
-    "id", "agent", "owner", "intent", "tools", "parent", "chain", "cnf",
+    "id", "agent", "owner", "intent", "parent", "cnf", "tools", "chain",
     "purpose"
 };
 
@@ -636,8 +648,8 @@ ngx_http_agentgov_task_insert_value(ngx_rbtree_node_t *temp,
             t = (ngx_http_agentgov_task_node_t *) temp;
 
             p = (ngx_memn2cmp(n->d.str, t->d.str,
-                              n->d.len[NGX_HTTP_AGENTGOV_S_ID],
-                              t->d.len[NGX_HTTP_AGENTGOV_S_ID])
+                              n->d.len8[NGX_HTTP_AGENTGOV_S_ID],
+                              t->d.len8[NGX_HTTP_AGENTGOV_S_ID])
                  < 0) ? &temp->left : &temp->right;
         }
 
@@ -722,7 +734,7 @@ ngx_http_agentgov_task_lookup(ngx_http_agentgov_sh_t *sh, uint32_t hash,
         rec = (ngx_http_agentgov_task_node_t *) node;
 
         rc = ngx_memn2cmp(id, rec->d.str, len,
-                          rec->d.len[NGX_HTTP_AGENTGOV_S_ID]);
+                          rec->d.len8[NGX_HTTP_AGENTGOV_S_ID]);
 
         if (rc == 0) {
             return rec;
@@ -758,7 +770,7 @@ ngx_http_agentgov_task_after(ngx_http_agentgov_sh_t *sh, uint32_t hash,
         } else {
             rec = (ngx_http_agentgov_task_node_t *) node;
             rc = ngx_memn2cmp(id, rec->d.str, len,
-                              rec->d.len[NGX_HTTP_AGENTGOV_S_ID]);
+                              rec->d.len8[NGX_HTTP_AGENTGOV_S_ID]);
         }
 
         if (rc == 0) {
@@ -906,7 +918,9 @@ ngx_http_agentgov_task_strs(const ag_task_t *t)
             return 0;
         }
 
-        if (v->len > NGX_HTTP_AGENTGOV_STRS_MAX) {
+        if (v->len > (i < NGX_HTTP_AGENTGOV_NSTR8
+                      ? 255 : NGX_HTTP_AGENTGOV_STRS_MAX))
+        {
             return 0;
         }
 
@@ -961,7 +975,12 @@ ngx_http_agentgov_task_create(ngx_http_agentgov_store_t *s,
 
     for (i = 0; i < NGX_HTTP_AGENTGOV_NSTR; i++) {
         v = ngx_http_agentgov_str(t, i);
-        rec->d.len[i] = (u_short) v->len;
+        if (i < NGX_HTTP_AGENTGOV_NSTR8) {
+            rec->d.len8[i] = (u_char) v->len;
+
+        } else {
+            rec->d.len16[i - NGX_HTTP_AGENTGOV_NSTR8] = (u_short) v->len;
+        }
 
         if (v->len) {
             p = ngx_cpymem(p, v->p, v->len);
@@ -983,7 +1002,6 @@ ngx_http_agentgov_task_link(ngx_http_agentgov_store_t *s,
     ngx_http_agentgov_agent_t *an)
 {
     size_t                   strs;
-    ngx_uint_t               i;
     ngx_http_agentgov_sh_t  *sh;
 
     sh = s->sh;
@@ -995,12 +1013,9 @@ ngx_http_agentgov_task_link(ngx_http_agentgov_store_t *s,
         ngx_queue_insert_tail(&parent->children, &rec->sibling);
     }
 
-    strs = 0;
-    for (i = 0; i < NGX_HTTP_AGENTGOV_NSTR; i++) {
-        strs += rec->d.len[i];
-    }
+    strs = ngx_http_agentgov_data_strs(&rec->d);
 
-    rec->agent = an;
+    rec->d.counted = 1;
     an->live++;
 
     sh->records++;
@@ -1015,25 +1030,35 @@ static void
 ngx_http_agentgov_uncount(ngx_http_agentgov_store_t *s,
     ngx_http_agentgov_task_node_t *rec)
 {
-    size_t                      strs;
-    ngx_uint_t                  i;
+    u_char                     *name;
+    size_t                      len;
     ngx_http_agentgov_agent_t  *an;
 
-    an = rec->agent;
-
-    if (an == NULL) {
+    if (!rec->d.counted) {
         return;
     }
 
-    rec->agent = NULL;
-
-    strs = 0;
-    for (i = 0; i < NGX_HTTP_AGENTGOV_NSTR; i++) {
-        strs += rec->d.len[i];
-    }
+    rec->d.counted = 0;
 
     s->sh->live--;
-    s->sh->live_bytes -= ngx_http_agentgov_data_size(strs);
+    s->sh->live_bytes -= ngx_http_agentgov_data_size(
+                                         ngx_http_agentgov_data_strs(&rec->d));
+
+    /* the agent's record is looked up rather than pointed to: 8 bytes less
+       in every task */
+
+    name = rec->d.str + rec->d.len8[NGX_HTTP_AGENTGOV_S_ID];
+    len = rec->d.len8[NGX_HTTP_AGENTGOV_S_AGENT];
+
+    an = ngx_http_agentgov_agent_lookup(s->sh,
+                                        ngx_http_agentgov_hash(name, len),
+                                        name, len);
+    if (an == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "agentgov_zone \"%V\": no record of agent \"%*s\"",
+                      &s->shm_zone->shm.name, len, name);
+        return;
+    }
 
     an->live--;
     ngx_http_agentgov_agent_release(s, an);
@@ -1307,8 +1332,8 @@ ngx_http_agentgov_task_decode(ngx_http_agentgov_task_data_t *d, u_char *str,
     for (i = 0; i < NGX_HTTP_AGENTGOV_NSTR; i++) {
         v = ngx_http_agentgov_str(t, i);
         v->p = (const char *) str;
-        v->len = d->len[i];
-        str += d->len[i];
+        v->len = ngx_http_agentgov_len(d, i);
+        str += v->len;
     }
 
     t->depth = d->depth;
@@ -1334,7 +1359,7 @@ ngx_http_agentgov_data_strs(ngx_http_agentgov_task_data_t *d)
 
     n = 0;
     for (i = 0; i < NGX_HTTP_AGENTGOV_NSTR; i++) {
-        n += d->len[i];
+        n += ngx_http_agentgov_len(d, i);
     }
 
     return n;
@@ -1766,8 +1791,8 @@ ngx_http_agentgov_store_task_list(ngx_http_agentgov_store_t *s,
 
         if (agent.len
             && ngx_memn2cmp((u_char *) agent.p,
-                            rec->d.str + rec->d.len[NGX_HTTP_AGENTGOV_S_ID],
-                            agent.len, rec->d.len[NGX_HTTP_AGENTGOV_S_AGENT])
+                            rec->d.str + rec->d.len8[NGX_HTTP_AGENTGOV_S_ID],
+                            agent.len, rec->d.len8[NGX_HTTP_AGENTGOV_S_AGENT])
                != 0)
         {
             continue;
@@ -1836,7 +1861,7 @@ ngx_http_agentgov_store_task_list(ngx_http_agentgov_store_t *s,
 
     if (more && last) {
         d = (ngx_http_agentgov_task_data_t *) last;
-        n = ngx_min(d->len[NGX_HTTP_AGENTGOV_S_ID], AG_TASK_ID_LEN);
+        n = ngx_min(d->len8[NGX_HTTP_AGENTGOV_S_ID], AG_TASK_ID_LEN);
         *ngx_cpymem(next, d->str, n) = '\0';
     }
 
@@ -1924,7 +1949,15 @@ ngx_http_agentgov_store_agent_suspend(ngx_http_agentgov_store_t *s,
         {
             rec = (ngx_http_agentgov_task_node_t *) node;
 
-            if (rec->agent == an && ngx_http_agentgov_live(rec, now)) {
+            if (rec->d.counted
+                && ngx_http_agentgov_live(rec, now)
+                && ngx_memn2cmp(rec->d.str
+                                + rec->d.len8[NGX_HTTP_AGENTGOV_S_ID],
+                                an->name,
+                                rec->d.len8[NGX_HTTP_AGENTGOV_S_AGENT],
+                                an->len)
+                   == 0)
+            {
                 n += ngx_http_agentgov_end_tree(s, rec, AG_TASK_REVOKED, now,
                                                 0);
             }
@@ -2295,7 +2328,7 @@ ngx_http_agentgov_snapshot(ngx_http_agentgov_store_t *s, uint64_t *gen,
         {
             rec = (ngx_http_agentgov_task_node_t *) node;
 
-            if (rec->agent == NULL) {
+            if (!rec->d.counted) {
                 continue;
             }
 
@@ -2416,9 +2449,10 @@ ngx_http_agentgov_state_encode(u_char *snap, size_t size, size_t *len)
 
         for (j = 0; j < NGX_HTTP_AGENTGOV_NSTR; j++) {
             str = ngx_sprintf(str, "\"%s\":", ngx_http_agentgov_str_key[j]);
-            str = ngx_http_agentgov_json_str(str, q, d->len[j]);
+            n = ngx_http_agentgov_len(d, j);
+            str = ngx_http_agentgov_json_str(str, q, n);
             *str++ = ',';
-            q += d->len[j];
+            q += n;
         }
 
         str = ngx_sprintf(str, "\"depth\":%d,\"granted\":%L,\"expires\":%L,"

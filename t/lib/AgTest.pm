@@ -225,6 +225,7 @@ sub nginx_test {
 # error log fails the test script (see the END block).
 our $SANITIZE = $ENV{AGENTGOV_SANITIZE};
 our @LOGS;
+our @INSTANCES;
 
 sub sanitizer_env {
     return () unless $SANITIZE;
@@ -244,7 +245,12 @@ sub start {
     die "nginx failed to start: $out\n" . ($self->read_file('logs/error.log') // '')
         if $rc;
     $self->{started} = 1;
+    push @INSTANCES, $self;
     $self->wait_port($self->{port});
+    for (1 .. 100) {                # the daemon writes its pid file after forking
+        last if $self->{pid} = $self->nginx_pid;
+        sleep 0.01;
+    }
     return $self;
 }
 
@@ -268,7 +274,7 @@ sub stop {
     my ($self) = @_;
     local $?;            # runs from DESTROY: never change the test's exit code
     if ($self->{started}) {
-        my $pid = $self->nginx_pid;
+        my $pid = $self->nginx_pid // $self->{pid};
         if ($pid) {
             kill 'QUIT', $pid;
             for (1 .. 100) {
@@ -288,7 +294,11 @@ sub stop {
 
 sub DESTROY { $_[0]->stop }
 
+# Stop every nginx still running before File::Temp's own END removes the
+# directories (and the pid files) under them.
 END {
+    $_->stop for @INSTANCES;
+    @INSTANCES = ();
     for my $log (@LOGS) {
         open my $fh, '<', $log or next;
         while (<$fh>) {
