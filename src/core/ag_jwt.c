@@ -299,6 +299,7 @@ static EVP_PKEY *
 ag_jwk_ec(json_t *k, char *err, size_t errlen)
 {
     unsigned char  point[1 + 2 * AG_P256_LEN];
+    unsigned char  x[AG_P256_LEN + 1], y[AG_P256_LEN + 1];
     char           group[] = "prime256v1";
     OSSL_PARAM     params[3];
     EVP_PKEY      *pkey;
@@ -310,14 +311,18 @@ ag_jwk_ec(json_t *k, char *err, size_t errlen)
 
     point[0] = 0x04;    /* uncompressed: x and y follow */
 
-    if (ag_json_b64url(k, "x", point + 1, AG_P256_LEN + 1) != AG_P256_LEN
-        || ag_json_b64url(k, "y", point + 1 + AG_P256_LEN, AG_P256_LEN + 1)
-           != AG_P256_LEN)
+    /* each decoded into a buffer of its own: a long value must be refused
+       by its length, never written past the point */
+    if (ag_json_b64url(k, "x", x, sizeof(x)) != AG_P256_LEN
+        || ag_json_b64url(k, "y", y, sizeof(y)) != AG_P256_LEN)
     {
         ag_errf(err, errlen, "EC key: \"x\" and \"y\" must be 32 bytes of "
                "base64url");
         return NULL;
     }
+
+    memcpy(point + 1, x, AG_P256_LEN);
+    memcpy(point + 1 + AG_P256_LEN, y, AG_P256_LEN);
 
     params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
                                                  group, 0);
