@@ -2,7 +2,8 @@
 # Generates a synthetic agentgov policy for the evaluation benchmark
 # (SPEC section 10: policy evaluation time at 10, 1,000 and 10,000 rules).
 #
-#   perl bench/gen-policy.pl RULES [--tools N] [--seed S] [--call CALL.json] > policy.json
+#   perl bench/gen-policy.pl RULES [--tools N] [--seed S] [--call CALL.json]
+#                            [--one-cell] [--resources K] > policy.json
 #   agentgov policy eval policy.json CALL.json --bench 1000000
 #
 # Rules are spread over N tools (default 100) with varied effects, methods,
@@ -10,21 +11,32 @@
 # call written with --call goes to the (tool, method) that holds the most
 # rules, on a path of one of them, so the figure is for a busy index cell
 # rather than an empty one. Perl core modules only.
+#
+# --one-cell puts every rule on one tool and method (tool001, GET): the
+# worst case for the index by tool and method. --resources K draws the
+# paths' resource names from K names instead of 10, so that a path is
+# shared by about RULES / K rules (with K = RULES / 10 the call matches a
+# handful of rules, as a real call does). Without these two options the
+# output is the same as before they existed.
 
 use strict;
 use warnings;
 use Getopt::Long qw(GetOptions);
 use JSON::PP ();
 
-my ($ntools, $seed, $callfile) = (100, 1);
-GetOptions('tools=i' => \$ntools, 'seed=i' => \$seed, 'call=s' => \$callfile)
-    && @ARGV == 1 && $ARGV[0] =~ /^[0-9]+$/ && $ntools > 0
-    or die "usage: $0 RULES [--tools N] [--seed S] [--call CALL.json]\n";
+my ($ntools, $seed, $callfile, $onecell, $nres) = (100, 1, undef, 0, 10);
+GetOptions('tools=i' => \$ntools, 'seed=i' => \$seed, 'call=s' => \$callfile,
+           'one-cell' => \$onecell, 'resources=i' => \$nres)
+    && @ARGV == 1 && $ARGV[0] =~ /^[0-9]+$/ && $ntools > 0 && $nres > 0
+    or die "usage: $0 RULES [--tools N] [--seed S] [--call CALL.json]"
+         . " [--one-cell] [--resources K]\n";
 my $nrules = $ARGV[0];
 srand($seed);
 
 my @methods = qw(GET GET GET POST POST PUT PATCH DELETE);
 my @res = qw(tickets users orders refunds invoices reports files jobs items notes);
+push @res, map { "res$_" } scalar(@res) + 1 .. $nres;
+splice @res, $nres;
 sub pick { $_[int rand @_] }
 
 my %tools;
@@ -58,6 +70,7 @@ for my $i (1 .. $nrules) {
     my $effect = $k < 0.70 ? 'allow' : $k < 0.90 ? 'deny' : 'hold';
     my $tool = sprintf "tool%03d", 1 + int rand $ntools;
     my ($method, $res) = (pick(@methods), pick(@res));
+    ($tool, $method) = ('tool001', 'GET') if $onecell;
     $count{"$tool $method"}{n}++;
     $count{"$tool $method"}{res} //= $res;
     my %r = (id => "r$i", effect => $effect, tool => $tool,

@@ -489,6 +489,8 @@ struct ag_regex_s {
     pcre2_code           *code;
     pcre2_match_context  *mctx;
     const char           *src;
+    char                 *lit;      /* what every match begins with */
+    size_t                nlit;
 };
 
 
@@ -511,6 +513,206 @@ ag_regex_errmsg(int code, size_t off, char *err, size_t errlen)
         snprintf((char *) msg, sizeof(msg), "error %d", code);
     }
     snprintf(err, errlen, "invalid regex: %s at offset %zu", (char *) msg, off);
+}
+
+
+/* A byte that stands for itself in a pattern, outside a class, without a
+   backslash (a deliberately short list: nothing PCRE2 gives a meaning to). */
+static int
+ag_re_plain(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+           || (c >= '0' && c <= '9')
+           || (c != '\0' && strchr("/-_~%:@,=!&;'", c) != NULL);
+}
+
+
+/* "\" and then a byte that PCRE2 reads as that byte itself: any ASCII
+   punctuation (a letter or digit after a backslash means something else). */
+static int
+ag_re_escaped(const char *s, size_t len, size_t i)
+{
+    unsigned char  c;
+
+    if (s[i] != '\\' || i + 1 >= len) {
+        return 0;
+    }
+    c = (unsigned char) s[i + 1];
+    return c > ' ' && c < 0x7f && !(c >= 'a' && c <= 'z')
+           && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9');
+}
+
+
+/* Whether s[i] starts something that cannot quantify or drop the byte
+   before it: an escape other than \E and \Q (which are nothing), a class,
+   any byte, a non-ASCII character, or a group that is not a comment, an
+   option setting or a verb. */
+static int
+ag_re_next_atom(const char *s, size_t len, size_t i)
+{
+    switch (s[i]) {
+    case '\\':
+        return i + 1 < len && s[i + 1] != 'E' && s[i + 1] != 'Q';
+    case '[':
+    case '.':
+    case '$':
+        return 1;
+    case '(':
+        return i + 1 < len
+               && (s[i + 1] != '?' || (i + 2 < len && s[i + 2] == ':'))
+               && s[i + 1] != '*';
+    default:
+        /* in UTF mode a lead byte starts a character of its own */
+        return (unsigned char) s[i] >= 0x80;
+    }
+}
+
+
+/* The end of the class that opens at s[i] ('['): the index of its ']', or
+   0 when the class is written in a way this reading does not follow. */
+static size_t
+ag_re_class_end(const char *s, size_t len, size_t i)
+{
+    size_t  j, k;
+
+    j = i + 1;
+    if (j < len && s[j] == '^') {
+        j++;
+    }
+    if (j < len && s[j] == ']') {           /* a ']' first is a literal */
+        j++;
+    }
+    while (j < len) {
+        if (s[j] == '\\') {
+            if (j + 1 >= len || s[j + 1] == 'Q' || s[j + 1] == 'E') {
+                return 0;
+            }
+            j += 2;
+            continue;
+        }
+        if (s[j] == '[' && j + 1 < len && s[j + 1] == ':') {
+            /* [:alpha:] or [:^alpha:]; anything else makes this '[' a
+               literal, and PCRE2 refuses [. and [= */
+            k = j + 2;
+            if (k < len && s[k] == '^') {
+                k++;
+            }
+            while (k < len && s[k] >= 'a' && s[k] <= 'z') {
+                k++;
+            }
+            if (k + 1 < len && s[k] == ':' && s[k + 1] == ']') {
+                j = k + 2;
+                continue;
+            }
+            return 0;
+        }
+        if (s[j] == ']') {
+            return j;
+        }
+        j++;
+    }
+    return 0;
+}
+
+
+/* Whether a pattern may have a '|' outside every group (where the part
+   before it would not be needed at all). When unsure: yes. */
+static int
+ag_re_top_alternation(const char *s, size_t len)
+{
+    size_t  i, j;
+    long    depth;
+
+    if (memchr(s, '|', len) == NULL) {
+        return 0;
+    }
+    for (i = 0, depth = 0; i < len; i++) {
+        switch (s[i]) {
+        case '\\':
+            /* \Q...\E quotes anything, \cX takes any byte as X */
+            if (i + 1 >= len || s[i + 1] == 'Q' || s[i + 1] == 'c') {
+                return 1;
+            }
+            i++;
+            break;
+        case '[':
+            i = ag_re_class_end(s, len, i);
+            if (i == 0) {
+                return 1;
+            }
+            break;
+        case '(':
+            if (i + 1 < len && s[i + 1] == '*') {
+                return 1;               /* verbs: a name may hold anything */
+            }
+            if (i + 1 < len && s[i + 1] == '?') {
+                /* comments, callouts, extended classes; option letters
+                   that turn on extended mode (comments to end of line) */
+                if (i + 2 >= len || strchr("#C[", s[i + 2]) != NULL) {
+                    return 1;
+                }
+                for (j = i + 2; j < len && (s[j] == '^' || s[j] == '-'
+                                            || (s[j] >= 'a' && s[j] <= 'z')
+                                            || (s[j] >= 'A' && s[j] <= 'Z'));
+                     j++)
+                {
+                    if (s[j] == 'x') {
+                        return 1;
+                    }
+                }
+            }
+            depth++;
+            break;
+        case ')':
+            if (--depth < 0) {
+                return 1;
+            }
+            break;
+        case '|':
+            if (depth == 0) {
+                return 1;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    return depth != 0;
+}
+
+
+/*
+ * The literal bytes that every match of an anchored pattern starts with,
+ * read conservatively from its source: plain bytes and escaped punctuation
+ * up to the first anything else, less the last one when what follows could
+ * repeat or drop it (a quantifier, a group that may hide "(?#...)" before
+ * one, "\E"). Nothing at all when the pattern may alternate at the top.
+ */
+static size_t
+ag_re_literal_prefix(const char *s, size_t len, char *out)
+{
+    size_t  i, n;
+    char    c;
+
+    n = 0;
+    for (i = 0; i < len; ) {
+        if (ag_re_plain((unsigned char) s[i])) {
+            c = s[i++];
+        } else if (ag_re_escaped(s, len, i)) {
+            c = s[i + 1];
+            i += 2;
+        } else {
+            break;
+        }
+        /* what comes next must leave this byte alone */
+        if (i < len && !ag_re_plain((unsigned char) s[i])
+            && !ag_re_next_atom(s, len, i))
+        {
+            break;
+        }
+        out[n++] = c;
+    }
+    return n > 0 && !ag_re_top_alternation(s, len) ? n : 0;
 }
 
 
@@ -543,6 +745,13 @@ ag_regex_compile(ag_pool_t *pool, const char *src, size_t len, char *err,
         return NULL;
     }
 
+    re->lit = ag_pool_alloc(pool, len + 1);
+    if (re->lit == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    re->nlit = ag_re_literal_prefix(src, len, re->lit);
+
     /* JIT is an optimisation: without it (no JIT on this CPU, or a pattern
        it does not support) pcre2_match interprets the pattern instead */
     (void) pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE);
@@ -563,6 +772,14 @@ const char *
 ag_regex_source(const ag_regex_t *re)
 {
     return re->src;
+}
+
+
+size_t
+ag_regex_prefix(const ag_regex_t *re, const char **p)
+{
+    *p = re->lit;
+    return re->nlit;
 }
 
 
@@ -901,7 +1118,7 @@ ag_call_query(const ag_call_t *call, const char *name, size_t len, char *buf,
     int          found, r;
 
     q = call->query.p;
-    end = q + call->query.len;
+    end = q ? q + call->query.len : NULL;
     found = 0;
     val = NULL;
     vlen = 0;
@@ -955,6 +1172,9 @@ ag_has_dotdot(const char *s, size_t len)
 }
 
 
+#define AG_DECIMAL_MAX_DIGITS  40
+
+
 int
 ag_decimal_parse(const char *s, size_t len, int *is_int, int64_t *iv,
     double *dv)
@@ -988,7 +1208,11 @@ ag_decimal_parse(const char *s, size_t len, int *is_int, int64_t *iv,
         d = d * 10 + (s[i] - '0');
     }
 
-    if (digits == 0 || (dot && frac == 0)) {
+    /*
+     * A number no rule could mean: past 40 digits a double becomes inf or
+     * NaN, which compares as nothing sensible. It is doubt, not a number.
+     */
+    if (digits == 0 || (dot && frac == 0) || digits > AG_DECIMAL_MAX_DIGITS) {
         return -1;
     }
 
@@ -2104,7 +2328,7 @@ ag_value_query(const ag_call_t *call, const char *name, size_t len)
     }
 
     q = call->query.p;
-    end = q + call->query.len;
+    end = q ? q + call->query.len : NULL;
     while (q != NULL && q < end) {
         seg = memchr(q, '&', (size_t) (end - q));
         seg = seg ? seg : end;

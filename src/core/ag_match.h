@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "ag_call.h"
+#include "ag_policy.h"
 
 
 /* Three-valued logic: DOUBT is "cannot tell" (missing subject, wrong type,
@@ -108,6 +109,12 @@ typedef struct ag_regex_s  ag_regex_t;
 ag_regex_t *ag_regex_compile(ag_pool_t *pool, const char *src, size_t len,
     char *err, size_t errlen);
 const char *ag_regex_source(const ag_regex_t *re);
+/* Bytes every value the regex matches starts with, read conservatively
+   from the source ("/v1/tickets/" for "/v1/tickets/[0-9]+"; nothing when
+   the pattern may alternate at its top level); 0 for none. A value that is
+   not valid UTF-8 is not matched at all but doubted (see ag_regex_match),
+   whatever it starts with. */
+size_t ag_regex_prefix(const ag_regex_t *re, const char **p);
 
 /* Check that a PCRE2 pattern compiles (unanchored, UTF), for secret patterns
    that another module compiles for itself. 0 or -1 with err. */
@@ -205,5 +212,13 @@ size_t ag_when_subjects(const ag_when_t *w, const char **out, size_t max);
  * A repeated header or query parameter gives an array of its values.
  */
 json_t *ag_subject_value(const ag_call_t *call, const char *key, size_t len);
+
+
+/* --- for the tests ------------------------------------------------------------------- */
+
+/* ag_policy_eval without the path index of large (tool, method) cells: every
+   rule of each cell is tested, in file order. Decisions must not differ. */
+int ag_policy_eval_unindexed(const ag_policy_t *p, const ag_call_t *call,
+    ag_decision_t *d, ag_trace_pt trace, void *trace_data);
 
 #endif /* AG_MATCH_H */

@@ -70,13 +70,48 @@ typedef struct {
     json_t       *json;
 } ag_rule_int_t;
 
-/* The rules of one (tool, method) cell, grouped by class, each group in
-   file order: class k is r[off[k]] .. r[off[k + 1] - 1]. */
+/* Rules grouped by class, each group in file order: class k is
+   r[off[k]] .. r[off[k + 1] - 1]. */
+typedef struct {
+    ag_rule_int_t  **r;
+    size_t           off[AG_NCLASS + 1];
+} ag_rlist_t;
+
+/* The rules of a large cell by the segments of their paths: a node is
+   reached by a path whose segments so far are, one by one, the literal
+   segments of its edges, or anything for a '*' edge. */
+typedef struct ag_tnode_s  ag_tnode_t;
+
+typedef struct {
+    const char      *s;             /* not NUL-terminated */
+    size_t           len;
+    ag_tnode_t      *node;
+} ag_tedge_t;
+
+struct ag_tnode_s {
+    ag_tedge_t      *edge;          /* literal segments, sorted bytewise */
+    size_t           nedge;
+    ag_tnode_t      *star;          /* a segment with '*' (not "**") */
+    ag_rlist_t       sub;           /* for every path that reaches here */
+    ag_rlist_t       end;           /* for a path that ends here */
+    size_t           id;            /* creation order, while building */
+    size_t           cap;           /* of edge, while building */
+};
+
+typedef struct {
+    ag_tnode_t      *root;
+    ag_rlist_t       rest;          /* no path, or none the trie can hold */
+    ag_rlist_t       re;            /* the trie's regex rules: all of them
+                                       are candidates for a non-ASCII path */
+} ag_pindex_t;
+
+/* The rules of one (tool, method) cell, and for a large cell an index of
+   them by the segments of their paths. */
 typedef struct {
     const char      *method;        /* NULL: rules with no method constraint */
     size_t           len;
-    ag_rule_int_t  **r;
-    size_t           off[AG_NCLASS + 1];
+    ag_rlist_t       all;
+    ag_pindex_t     *px;            /* NULL: a small cell, scanned whole */
 } ag_mbucket_t;
 
 typedef struct {
@@ -1929,35 +1964,488 @@ ag_place_cmp(const void *a, const void *b)
 }
 
 
+/* Fill l from rules sorted by class and then file order, dropping repeats
+   (a rule that lists the same tool or method twice, or two globs that lead
+   to the same node). */
+static int
+ag_fill_rlist(ag_pool_t *pool, ag_rlist_t *l, ag_rule_int_t *const *r,
+    size_t n)
+{
+    size_t  i, k;
+    int     cls;
+
+    l->r = ag_pool_alloc(pool, (n + 1) * sizeof(ag_rule_int_t *));
+    if (l->r == NULL) {
+        return -1;
+    }
+    for (i = 0, k = 0; i < n; i++) {
+        if (k == 0 || l->r[k - 1] != r[i]) {
+            l->r[k++] = r[i];
+        }
+    }
+    for (i = 0, cls = 0; cls <= AG_NCLASS; cls++) {
+        while (i < k && l->r[i]->cls < cls) {
+            i++;
+        }
+        l->off[cls] = i;
+    }
+    return 0;
+}
+
+
+/* --- the path index of a large cell ---------------------------------------------------
+ *
+ * A small (tool, method) cell is scanned whole, every rule in file order.
+ * A cell of more than AG_PX_MIN rules also files each rule in a trie
+ * of path segments (split on '/'), at the node its path glob reaches by
+ * its leading segments: a literal segment is an edge of its own, one with
+ * '*' (not "**") is the node's star edge. A glob that runs out there is
+ * filed in the node's "end" list; one that reaches a segment with "**" in
+ * its node's "sub" list. A regex is filed in "sub" at the node of the whole
+ * segments of its literal head (ag_regex_prefix). A rule with several globs
+ * is filed once for each; one with no path, or a path that starts with
+ * "**" or no literal, goes to "rest".
+ *
+ * For a call, the candidates are "rest", the "sub" rules of every node the
+ * path's segments reach (following each matching literal edge and every
+ * star edge) and the "end" rules of the nodes reached by all of them. A
+ * glob matches segment by segment up to its first "**" ('*' never matches
+ * '/', and a "**" that matches nothing takes its '/' along, so "/x/" "**"
+ * still reaches node x for "/x"), and a regex's path starts with the whole
+ * segments of its head: so every rule left out has a FALSE path test,
+ * never DOUBT, and merging the candidates in file order gives the same
+ * decision as the whole cell.
+ *
+ * The one exception is PCRE2's: a value that is not valid UTF-8 is doubted
+ * by every regex, whatever it starts with. For a path with a byte >= 0x80
+ * every regex rule of the cell is therefore a candidate too ("re").
+ *
+ * A rule may sit in several of the lists a call selects; the merge skips
+ * repeats. When a path reaches more than AG_PX_ACTIVE nodes at one depth,
+ * or selects more lists than AG_MAX_SRC, the cell is scanned whole: slower,
+ * never different.
+ */
+
+#define AG_PX_MIN     32
+#define AG_PX_ACTIVE  16            /* nodes reached at one depth, at most */
+
+enum {
+    AG_PK_SUB = 0,
+    AG_PK_END
+};
+
+/* One segment of a glob or of a regex's head; s is NULL for one with '*'
+   (a star edge). */
+typedef struct {
+    const char      *s;
+    size_t           len;
+} ag_tseg_t;
+
+/* Where one glob or regex of a rule goes: the segments that lead there. */
+typedef struct {
+    const ag_tseg_t *seg;
+    size_t           first;         /* into the build's segments */
+    size_t           nseg;
+    int              kind;          /* AG_PK_SUB or AG_PK_END */
+    ag_rule_int_t   *r;
+    ag_tnode_t      *node;          /* once inserted */
+} ag_pkey_t;
+
+typedef struct {
+    ag_pool_t       *pool;
+    ag_tnode_t     **nodes;         /* every node, to finish or to free */
+    size_t           nnodes;
+    size_t           cap;
+    ag_tseg_t       *seg;
+    size_t           nseg;
+    size_t           scap;
+    ag_pkey_t       *keys;
+    size_t           nkeys;
+    size_t           kcap;
+} ag_tbuild_t;
+
+
+static int
+ag_bytes_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int  c;
+
+    c = memcmp(a, b, alen < blen ? alen : blen);
+    if (c != 0) {
+        return c;
+    }
+    return alen < blen ? -1 : (alen > blen);
+}
+
+
+/* Room for one more element in a malloc'ed array of n: v itself, a bigger
+   copy, or NULL (v is then unchanged). */
+static void *
+ag_grow(void *v, size_t n, size_t *cap, size_t size)
+{
+    void  *nv;
+
+    if (n < *cap) {
+        return v;
+    }
+    nv = realloc(v, (*cap ? 2 * *cap : 16) * size);
+    if (nv != NULL) {
+        *cap = *cap ? 2 * *cap : 16;
+    }
+    return nv;
+}
+
+
+static ag_tnode_t *
+ag_tnode_new(ag_tbuild_t *tb)
+{
+    ag_tnode_t  *n, **v;
+
+    v = ag_grow(tb->nodes, tb->nnodes, &tb->cap, sizeof(ag_tnode_t *));
+    if (v == NULL) {
+        return NULL;
+    }
+    tb->nodes = v;
+    n = ag_pool_alloc(tb->pool, sizeof(ag_tnode_t));
+    if (n == NULL) {
+        return NULL;
+    }
+    n->id = tb->nnodes;
+    tb->nodes[tb->nnodes++] = n;
+    return n;
+}
+
+
+static int
+ag_has_dstar(const char *s, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i + 1 < len; i++) {
+        if (s[i] == '*' && s[i + 1] == '*') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
+/* Add a key for r with the segments of s: all of them when full, else
+   those before its last '/'; with stop_at_dstar, up to the first that holds
+   "**". The key is for the rules of paths that end there (AG_PK_END) when
+   all of s was used, else of every path that gets there. */
+static int
+ag_tkey(ag_tbuild_t *tb, ag_rule_int_t *r, const char *s, size_t len,
+    int full, int stop_at_dstar)
+{
+    const char  *p, *e, *q;
+    ag_pkey_t   *k;
+    ag_tseg_t   *g;
+
+    k = ag_grow(tb->keys, tb->nkeys, &tb->kcap, sizeof(ag_pkey_t));
+    if (k == NULL) {
+        return -1;
+    }
+    tb->keys = k;
+    k = &tb->keys[tb->nkeys++];
+    k->first = tb->nseg;
+    k->nseg = 0;
+    k->kind = AG_PK_SUB;
+    k->r = r;
+
+    p = s;
+    e = s + len;
+    for (;;) {
+        q = memchr(p, '/', (size_t) (e - p));
+        if (q == NULL && !full) {
+            break;
+        }
+        q = q ? q : e;
+        if (stop_at_dstar && ag_has_dstar(p, (size_t) (q - p))) {
+            break;
+        }
+        g = ag_grow(tb->seg, tb->nseg, &tb->scap, sizeof(ag_tseg_t));
+        if (g == NULL) {
+            return -1;
+        }
+        tb->seg = g;
+        g = &tb->seg[tb->nseg++];
+        g->s = memchr(p, '*', (size_t) (q - p)) ? NULL : p;
+        g->len = (size_t) (q - p);
+        k->nseg++;
+        if (q == e) {
+            k->kind = AG_PK_END;
+            break;
+        }
+        p = q + 1;
+    }
+    return 0;
+}
+
+
+/* Key a rule's paths for the trie, or say (0) that it goes to "rest". -1
+   on ENOMEM. *re is set when it is a regex's. */
+static int
+ag_tfile(ag_tbuild_t *tb, ag_rule_int_t *r, int *re)
+{
+    const char  *src, *lit;
+    size_t       i, len;
+
+    *re = 0;
+    if (r->path_re != NULL) {
+        len = ag_regex_prefix(r->path_re, &lit);
+        if (len == 0 || memchr(lit, '/', len) == NULL) {
+            return 0;
+        }
+        *re = 1;
+        return ag_tkey(tb, r, lit, len, 0, 0) == 0 ? 1 : -1;
+    }
+
+    if (r->paths.n == 0) {
+        return 0;
+    }
+    for (i = 0; i < r->paths.n; i++) {
+        src = ag_glob_source(r->paths.v[i]);
+        if (src[0] == '*' && src[1] == '*') {
+            return 0;                   /* for any path */
+        }
+    }
+    for (i = 0; i < r->paths.n; i++) {
+        src = ag_glob_source(r->paths.v[i]);
+        if (ag_tkey(tb, r, src, strlen(src), 1, 1) != 0) {
+            return -1;
+        }
+    }
+    return 1;
+}
+
+
+/* By their segments (a star before any literal): keys that share a node
+   come together, and the edges of each node come in order. */
+static int
+ag_tkey_path_cmp(const void *a, const void *b)
+{
+    const ag_pkey_t  *x = a, *y = b;
+    const ag_tseg_t  *u, *v;
+    size_t            i;
+    int               c;
+
+    for (i = 0; i < x->nseg && i < y->nseg; i++) {
+        u = &x->seg[i];
+        v = &y->seg[i];
+        if ((u->s == NULL) != (v->s == NULL)) {
+            return u->s == NULL ? -1 : 1;
+        }
+        if (u->s != NULL && (c = ag_bytes_cmp(u->s, u->len, v->s, v->len))) {
+            return c;
+        }
+    }
+    return x->nseg < y->nseg ? -1 : (x->nseg > y->nseg);
+}
+
+
+static int
+ag_tkey_node_cmp(const void *a, const void *b)
+{
+    const ag_pkey_t  *x = a, *y = b;
+
+    if (x->node->id != y->node->id) {
+        return x->node->id < y->node->id ? -1 : 1;
+    }
+    if (x->kind != y->kind) {
+        return x->kind < y->kind ? -1 : 1;
+    }
+    if (x->r->cls != y->r->cls) {
+        return x->r->cls < y->r->cls ? -1 : 1;
+    }
+    return x->r->pub.index < y->r->pub.index ? -1
+           : (x->r->pub.index > y->r->pub.index);
+}
+
+
+/* Insert a key, its segments in sorted order after the keys before it: a
+   literal segment is the node's last edge or a new one after it. */
+static ag_tnode_t *
+ag_tinsert(ag_tbuild_t *tb, ag_tnode_t *n, const ag_pkey_t *k)
+{
+    size_t            i;
+    const ag_tseg_t  *g;
+    ag_tedge_t       *e;
+
+    for (i = 0; i < k->nseg; i++) {
+        g = &k->seg[i];
+        if (g->s == NULL) {
+            if (n->star == NULL && (n->star = ag_tnode_new(tb)) == NULL) {
+                return NULL;
+            }
+            n = n->star;
+            continue;
+        }
+        e = n->nedge ? &n->edge[n->nedge - 1] : NULL;
+        if (e == NULL || e->len != g->len || memcmp(e->s, g->s, g->len) != 0) {
+            e = ag_grow(n->edge, n->nedge, &n->cap, sizeof(ag_tedge_t));
+            if (e == NULL) {
+                return NULL;
+            }
+            n->edge = e;
+            e = &n->edge[n->nedge];
+            e->s = g->s;
+            e->len = g->len;
+            if ((e->node = ag_tnode_new(tb)) == NULL) {
+                return NULL;
+            }
+            n->nedge++;
+        }
+        n = e->node;
+    }
+    return n;
+}
+
+
+/* The trie from the keys; edges into the pool; rules into node lists. */
+static int
+ag_tfinish(ag_tbuild_t *tb, ag_tnode_t *root, ag_rule_int_t **tmp)
+{
+    size_t       i, j, nt;
+    ag_tnode_t  *n;
+    ag_tedge_t  *e;
+    ag_pkey_t   *k;
+
+    for (i = 0; i < tb->nkeys; i++) {
+        tb->keys[i].seg = tb->seg + tb->keys[i].first;
+    }
+    qsort(tb->keys, tb->nkeys, sizeof(ag_pkey_t), ag_tkey_path_cmp);
+    for (i = 0; i < tb->nkeys; i++) {
+        tb->keys[i].node = ag_tinsert(tb, root, &tb->keys[i]);
+        if (tb->keys[i].node == NULL) {
+            return -1;
+        }
+    }
+
+    for (i = 0; i < tb->nnodes; i++) {
+        n = tb->nodes[i];
+        e = ag_pool_alloc(tb->pool, (n->nedge + 1) * sizeof(ag_tedge_t));
+        if (e == NULL) {
+            return -1;
+        }
+        if (n->nedge) {
+            memcpy(e, n->edge, n->nedge * sizeof(ag_tedge_t));
+        }
+        free(n->edge);
+        n->edge = e;
+        n->cap = 0;
+    }
+
+    qsort(tb->keys, tb->nkeys, sizeof(ag_pkey_t), ag_tkey_node_cmp);
+    for (i = 0; i < tb->nkeys; i = j) {
+        k = &tb->keys[i];
+        for (j = i, nt = 0; j < tb->nkeys && tb->keys[j].node == k->node
+                            && tb->keys[j].kind == k->kind; j++)
+        {
+            tmp[nt++] = tb->keys[j].r;
+        }
+        if (ag_fill_rlist(tb->pool, k->kind == AG_PK_SUB ? &k->node->sub
+                                                         : &k->node->end,
+                          tmp, nt) != 0)
+        {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
+static int
+ag_build_pindex(ag_pool_t *pool, ag_mbucket_t *mb)
+{
+    size_t          n, i, nt, nre;
+    int             re, rc, filed;
+    ag_rule_int_t **tmp, **res;
+    ag_pindex_t    *px;
+    ag_tbuild_t     tb;
+
+    memset(&tb, 0, sizeof(tb));
+    tb.pool = pool;
+    n = mb->all.off[AG_NCLASS];
+    rc = -1;
+
+    px = ag_pool_alloc(pool, sizeof(ag_pindex_t));
+    tmp = malloc((n + 1) * sizeof(ag_rule_int_t *));
+    res = malloc((n + 1) * sizeof(ag_rule_int_t *));
+    if (px == NULL || tmp == NULL || res == NULL
+        || (px->root = ag_tnode_new(&tb)) == NULL)
+    {
+        goto done;
+    }
+
+    /* rest and re, in the cell's order (by class, then file order) */
+    for (i = 0, nt = 0, nre = 0; i < n; i++) {
+        filed = ag_tfile(&tb, mb->all.r[i], &re);
+        if (filed < 0) {
+            goto done;
+        }
+        if (filed == 0) {
+            tmp[nt++] = mb->all.r[i];
+        } else if (re) {
+            res[nre++] = mb->all.r[i];
+        }
+    }
+    if (ag_fill_rlist(pool, &px->rest, tmp, nt) != 0
+        || ag_fill_rlist(pool, &px->re, res, nre) != 0)
+    {
+        goto done;
+    }
+
+    /* a rule with several globs has a key for each */
+    free(tmp);
+    tmp = malloc((tb.nkeys + 1) * sizeof(ag_rule_int_t *));
+    if (tmp == NULL || ag_tfinish(&tb, px->root, tmp) != 0) {
+        goto done;
+    }
+
+    mb->px = px;
+    rc = 0;
+
+done:
+    for (i = 0; i < tb.nnodes; i++) {
+        if (tb.nodes[i]->cap) {
+            free(tb.nodes[i]->edge);
+        }
+    }
+    free(tb.nodes);
+    free(tb.seg);
+    free(tb.keys);
+    free(tmp);
+    free(res);
+    return rc;
+}
+
+
 static int
 ag_fill_mbucket(ag_pool_t *pool, ag_mbucket_t *mb, const ag_place_t *pl,
     size_t n)
 {
-    size_t  i, k;
+    ag_rule_int_t **r;
+    size_t          i;
+    int             rc;
 
     mb->method = pl[0].method;
     mb->len = mb->method ? strlen(mb->method) : 0;
-    mb->r = ag_pool_alloc(pool, n * sizeof(ag_rule_int_t *));
-    if (mb->r == NULL) {
+
+    r = malloc((n + 1) * sizeof(ag_rule_int_t *));
+    if (r == NULL) {
         return -1;
     }
-
-    for (i = 0, k = 0; i < n; i++) {
-        /* a rule that lists the same tool or method twice lands here twice */
-        if (k > 0 && mb->r[k - 1] == pl[i].r) {
-            continue;
-        }
-        mb->r[k++] = pl[i].r;
+    for (i = 0; i < n; i++) {
+        r[i] = pl[i].r;
     }
-    n = k;
+    rc = ag_fill_rlist(pool, &mb->all, r, n);
+    free(r);
 
-    for (i = 0, k = 0; k <= AG_NCLASS; k++) {
-        while (i < n && mb->r[i]->cls < (int) k) {
-            i++;
-        }
-        mb->off[k] = i;
+    if (rc == 0 && mb->all.off[AG_NCLASS] > AG_PX_MIN) {
+        rc = ag_build_pindex(pool, mb);
     }
-    return 0;
+    return rc;
 }
 
 
@@ -2402,14 +2890,24 @@ ag_policy_default(const ag_policy_t *p)
 
 /* --- evaluation ------------------------------------------------------------------ */
 
-#define AG_MAX_LISTS  (4 * AG_NCLASS)
+#define AG_MAX_SRC    32
+#define AG_MAX_LISTS  (AG_MAX_SRC * AG_NCLASS)
 
-/* A merge, in file order, of the sorted rule lists of up to four cells:
-   (tool, method), (tool, any method), (any tool, method), (any, any). */
+/* Where a call's candidate rules come from: for each of up to four cells,
+   (tool, method), (tool, any method), (any tool, method) and (any, any),
+   the whole cell, or the lists that the cell's path index selects. */
+typedef struct {
+    const ag_rlist_t      *l[AG_MAX_SRC];
+    int                    n;
+} ag_sources_t;
+
+/* A merge, in file order, of the sorted rule lists of the sources, each
+   rule once. */
 typedef struct {
     ag_rule_int_t *const  *v[AG_MAX_LISTS];
     size_t                 n[AG_MAX_LISTS];
     int                    k;
+    const ag_rule_int_t   *last;
 } ag_cursor_t;
 
 /* What matched: the first rule of each class, every enforced hold. */
@@ -2459,7 +2957,7 @@ ag_cells(const ag_policy_t *p, const ag_call_t *call,
         if (m != NULL) {
             cells[k++] = m;
         }
-        if (b[i]->any.off[AG_NCLASS] > 0) {
+        if (b[i]->any.all.off[AG_NCLASS] > 0) {
             cells[k++] = &b[i]->any;
         }
     }
@@ -2467,19 +2965,176 @@ ag_cells(const ag_policy_t *p, const ag_call_t *call,
 }
 
 
-static void
-ag_cursor_init(ag_cursor_t *cur, const ag_mbucket_t *const *cells, int ncells,
-    int from, int to)
+static int
+ag_ascii(const ag_str_t *s)
 {
-    int     i, cls;
-    size_t  n;
+    size_t  i;
+
+    for (i = 0; i < s->len; i++) {
+        if ((unsigned char) s->p[i] >= 0x80) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+
+static int
+ag_src_add(ag_sources_t *src, const ag_rlist_t *l, int max)
+{
+    if (l->off[AG_NCLASS] == 0) {
+        return 0;
+    }
+    if (src->n >= max) {
+        return -1;
+    }
+    src->l[src->n++] = l;
+    return 0;
+}
+
+
+static const ag_tnode_t *
+ag_tnode_edge(const ag_tnode_t *n, const char *seg, size_t len)
+{
+    size_t             lo, hi, mid;
+    int                c;
+    const ag_tedge_t  *e;
+
+    lo = 0;
+    hi = n->nedge;
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        e = &n->edge[mid];
+        c = ag_bytes_cmp(e->s, e->len, seg, len);
+        if (c == 0) {
+            return e->node;
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return NULL;
+}
+
+
+/* The lists of a path index for a path (see "the path index" above), added
+   to src as long as it holds no more than max; -1 when they do not fit. */
+static int
+ag_px_select(const ag_pindex_t *px, const ag_str_t *path, int *ascii,
+    ag_sources_t *src, int max)
+{
+    const ag_tnode_t  *a[AG_PX_ACTIVE], *b[AG_PX_ACTIVE], *c;
+    const char        *p, *e, *q;
+    int                na, nb, i;
+
+    if (ag_src_add(src, &px->rest, max) != 0) {
+        return -1;
+    }
+    if (px->re.off[AG_NCLASS] > 0) {
+        if (*ascii < 0) {
+            *ascii = ag_ascii(path);
+        }
+        if (!*ascii && ag_src_add(src, &px->re, max) != 0) {
+            return -1;
+        }
+    }
+    if (path->len == 0) {
+        return 0;                       /* no path: no path test passes */
+    }
+
+    a[0] = px->root;
+    na = 1;
+    p = path->p;
+    e = p + path->len;
+    for (;;) {
+        for (i = 0; i < na; i++) {
+            if (ag_src_add(src, &a[i]->sub, max) != 0) {
+                return -1;
+            }
+        }
+
+        /* the next segment: every node reached moves along its edge for
+           it and its star edge */
+        q = memchr(p, '/', (size_t) (e - p));
+        q = q ? q : e;
+        for (i = 0, nb = 0; i < na; i++) {
+            c = ag_tnode_edge(a[i], p, (size_t) (q - p));
+            if (c != NULL) {
+                if (nb == AG_PX_ACTIVE) {
+                    return -1;
+                }
+                b[nb++] = c;
+            }
+            if (a[i]->star != NULL) {
+                if (nb == AG_PX_ACTIVE) {
+                    return -1;
+                }
+                b[nb++] = a[i]->star;
+            }
+        }
+        memcpy(a, b, (size_t) nb * sizeof(ag_tnode_t *));
+        na = nb;
+        if (na == 0) {
+            return 0;
+        }
+        if (q == e) {
+            break;
+        }
+        p = q + 1;
+    }
+
+    for (i = 0; i < na; i++) {
+        if (ag_src_add(src, &a[i]->sub, max) != 0
+            || ag_src_add(src, &a[i]->end, max) != 0)
+        {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
+static void
+ag_sources(const ag_mbucket_t *const *cells, int nc, const ag_str_t *path,
+    int use_index, ag_sources_t *src)
+{
+    int  i, before, ascii;
+
+    src->n = 0;
+    ascii = -1;
+    for (i = 0; i < nc; i++) {
+        before = src->n;
+        /* leave room for the cells after this one, whole */
+        if (use_index && cells[i]->px != NULL
+            && ag_px_select(cells[i]->px, path, &ascii, src,
+                            AG_MAX_SRC - (nc - 1 - i)) == 0)
+        {
+            continue;
+        }
+        /* a small cell, or a path that many nodes start: the whole cell */
+        src->n = before;
+        src->l[src->n++] = &cells[i]->all;
+    }
+}
+
+
+static void
+ag_cursor_init(ag_cursor_t *cur, const ag_sources_t *src, int from, int to)
+{
+    int                i, cls;
+    size_t             n;
+    const ag_rlist_t  *l;
 
     cur->k = 0;
-    for (i = 0; i < ncells; i++) {
+    cur->last = NULL;
+    for (i = 0; i < src->n; i++) {
+        l = src->l[i];
         for (cls = from; cls < to; cls++) {
-            n = cells[i]->off[cls + 1] - cells[i]->off[cls];
+            n = l->off[cls + 1] - l->off[cls];
             if (n > 0) {
-                cur->v[cur->k] = cells[i]->r + cells[i]->off[cls];
+                cur->v[cur->k] = l->r + l->off[cls];
                 cur->n[cur->k++] = n;
             }
         }
@@ -2493,20 +3148,25 @@ ag_cursor_next(ag_cursor_t *cur)
     int                   i, best;
     const ag_rule_int_t  *r;
 
-    best = -1;
-    for (i = 0; i < cur->k; i++) {
-        if (cur->n[i] > 0 && (best < 0 || cur->v[i][0]->pub.index
-                                          < cur->v[best][0]->pub.index))
-        {
-            best = i;
+    do {
+        best = -1;
+        for (i = 0; i < cur->k; i++) {
+            if (cur->n[i] > 0 && (best < 0 || cur->v[i][0]->pub.index
+                                              < cur->v[best][0]->pub.index))
+            {
+                best = i;
+            }
         }
-    }
-    if (best < 0) {
-        return NULL;
-    }
-    r = cur->v[best][0];
-    cur->v[best]++;
-    cur->n[best]--;
+        if (best < 0) {
+            return NULL;
+        }
+        r = cur->v[best][0];
+        cur->v[best]++;
+        cur->n[best]--;
+        /* a rule in two lists comes out twice in a row */
+    } while (r == cur->last);
+
+    cur->last = r;
     return r;
 }
 
@@ -2634,13 +3294,13 @@ ag_enforced(const ag_policy_t *p, const ag_acc_t *acc)
 
 /* First match of one class, or every match (holds). */
 static void
-ag_eval_class(const ag_mbucket_t *const *cells, int nc, int cls,
-    const ag_call_t *call, ag_scratch_t *sc, ag_acc_t *acc)
+ag_eval_class(const ag_sources_t *src, int cls, const ag_call_t *call,
+    ag_scratch_t *sc, ag_acc_t *acc)
 {
     ag_cursor_t           cur;
     const ag_rule_int_t  *r;
 
-    ag_cursor_init(&cur, cells, nc, cls, cls + 1);
+    ag_cursor_init(&cur, src, cls, cls + 1);
     while ((r = ag_cursor_next(&cur)) != NULL) {
         if (!ag_rule_hit(r, call, sc)) {
             continue;
@@ -2654,26 +3314,26 @@ ag_eval_class(const ag_mbucket_t *const *cells, int nc, int cls,
 
 
 static void
-ag_eval_fast(const ag_policy_t *p, const ag_mbucket_t *const *cells, int nc,
+ag_eval_fast(const ag_policy_t *p, const ag_sources_t *src,
     const ag_call_t *call, ag_scratch_t *sc, ag_acc_t *acc)
 {
     ag_effect_t  e;
 
-    ag_eval_class(cells, nc, AG_C_DENY, call, sc, acc);
+    ag_eval_class(src, AG_C_DENY, call, sc, acc);
     if (acc->first[AG_C_DENY] == NULL) {
-        ag_eval_class(cells, nc, AG_C_HOLD, call, sc, acc);
+        ag_eval_class(src, AG_C_HOLD, call, sc, acc);
         if (acc->nholds == 0) {
-            ag_eval_class(cells, nc, AG_C_ALLOW, call, sc, acc);
+            ag_eval_class(src, AG_C_ALLOW, call, sc, acc);
         }
     }
 
     /* monitor rules matter only when they would have been stronger */
     e = ag_enforced(p, acc);
     if (e < AG_DENY) {
-        ag_eval_class(cells, nc, AG_C_MDENY, call, sc, acc);
+        ag_eval_class(src, AG_C_MDENY, call, sc, acc);
     }
     if (e < AG_HOLD && acc->first[AG_C_MDENY] == NULL) {
-        ag_eval_class(cells, nc, AG_C_MHOLD, call, sc, acc);
+        ag_eval_class(src, AG_C_MHOLD, call, sc, acc);
     }
 }
 
@@ -2693,8 +3353,8 @@ ag_doubt_note(const ag_rule_int_t *r)
 
 
 static void
-ag_eval_trace(const ag_mbucket_t *const *cells, int nc, const ag_call_t *call,
-    ag_scratch_t *sc, ag_acc_t *acc, ag_trace_pt trace, void *data)
+ag_eval_trace(const ag_sources_t *src, const ag_call_t *call, ag_scratch_t *sc,
+    ag_acc_t *acc, ag_trace_pt trace, void *data)
 {
     ag_cursor_t           cur;
     const ag_rule_int_t  *r;
@@ -2702,7 +3362,7 @@ ag_eval_trace(const ag_mbucket_t *const *cells, int nc, const ag_call_t *call,
     char                  why[512];
     int                   hit;
 
-    ag_cursor_init(&cur, cells, nc, 0, AG_NCLASS);
+    ag_cursor_init(&cur, src, 0, AG_NCLASS);
     while ((r = ag_cursor_next(&cur)) != NULL) {
         strcpy(why, "does not match");
         sc->why = why;
@@ -2769,11 +3429,12 @@ ag_decide(const ag_policy_t *p, const ag_acc_t *acc, ag_decision_t *d)
 }
 
 
-int
-ag_policy_eval(const ag_policy_t *p, const ag_call_t *call, ag_decision_t *d,
-    ag_trace_pt trace, void *trace_data)
+static int
+ag_eval(const ag_policy_t *p, const ag_call_t *call, ag_decision_t *d,
+    ag_trace_pt trace, void *trace_data, int use_index)
 {
     const ag_mbucket_t  *cells[4];
+    ag_sources_t         src;
     ag_scratch_t         sc;
     ag_acc_t             acc;
     int                  nc;
@@ -2783,10 +3444,11 @@ ag_policy_eval(const ag_policy_t *p, const ag_call_t *call, ag_decision_t *d,
     ag_scratch_init(&sc);
 
     nc = ag_cells(p, call, cells);
+    ag_sources(cells, nc, &call->path, use_index, &src);
     if (trace != NULL) {
-        ag_eval_trace(cells, nc, call, &sc, &acc, trace, trace_data);
+        ag_eval_trace(&src, call, &sc, &acc, trace, trace_data);
     } else {
-        ag_eval_fast(p, cells, nc, call, &sc, &acc);
+        ag_eval_fast(p, &src, call, &sc, &acc);
     }
     ag_scratch_free(&sc);
 
@@ -2799,6 +3461,22 @@ ag_policy_eval(const ag_policy_t *p, const ag_call_t *call, ag_decision_t *d,
         return -1;
     }
     return 0;
+}
+
+
+int
+ag_policy_eval(const ag_policy_t *p, const ag_call_t *call, ag_decision_t *d,
+    ag_trace_pt trace, void *trace_data)
+{
+    return ag_eval(p, call, d, trace, trace_data, 1);
+}
+
+
+int
+ag_policy_eval_unindexed(const ag_policy_t *p, const ag_call_t *call,
+    ag_decision_t *d, ag_trace_pt trace, void *trace_data)
+{
+    return ag_eval(p, call, d, trace, trace_data, 0);
 }
 
 

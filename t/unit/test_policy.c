@@ -2202,6 +2202,711 @@ call_from_json_errors(void **state)
 
 /* --- timing: printed, never asserted ------------------------------------------------------- */
 
+/* --- the path index of large cells ------------------------------------------------------ */
+
+static void
+regex_prefixes(void **state)
+{
+    static const struct {
+        const char  *re;
+        const char  *prefix;
+    } cases[] = {
+        { "/v1/tickets/[0-9]+", "/v1/tickets/" },
+        { "/v1/tickets/[0-9]+(/[a-z]+)?", "/v1/tickets/" },
+        { "\\/v1\\/x\\.json", "/v1/x.json" },
+        { "/v1/x.*", "/v1/x" },
+        { "/v1/x$", "/v1/x" },
+        { "/v1/\\d+", "/v1/" },
+        { "/v1/(a|b)", "/v1/" },
+        { "/v1/(?:a|b)/c", "/v1/" },
+        { "/a[|]b", "/a" },
+        { "/a[]|]b", "/a" },
+        { "/a[[:alpha:]|]", "/a" },
+        { "/a\\|b", "/a|b" },
+        /* a quantifier takes the byte before it */
+        { "/v1/x?", "/v1/" },
+        { "/v1/x*", "/v1/" },
+        { "/v1/x+", "/v1/" },
+        { "/v1/x{2}", "/v1/" },
+        { "/ab\\E*", "/a" },                /* \E is nothing: b* */
+        { "/ab\\Q\\E+", "/a" },
+        { "/ab(?#c)*", "/a" },
+        { "/ab(?i)c", "/a" },
+        /* alternation at the top: nothing is needed */
+        { "/a|/b", "" },
+        { "/a(b)|/c", "" },
+        { "/a[(]|/b", "" },
+        { "/a\\(|/b", "" },
+        { "/a\\c(|/b", "" },
+        { "/a(*MARK:x()|/b", "" },
+        { "/a\\Q|\\E", "" },                /* unsure: nothing */
+        { "(?i)/a", "" },
+        { ".*", "" },
+        { "[/]a", "" },
+        { "/\xc3\xa9t\xc3\xa9", "/" },      /* non-ASCII: stop */
+    };
+    ag_pool_t   *pool;
+    ag_regex_t  *re;
+    const char  *s;
+    size_t       i, n;
+    char         err[256];
+
+    (void) state;
+    pool = ag_pool_create();
+    assert_non_null(pool);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        re = ag_regex_compile(pool, cases[i].re, strlen(cases[i].re), err,
+                              sizeof(err));
+        if (re == NULL) {
+            fail_msg("%s: %s", cases[i].re, err);
+        }
+        n = ag_regex_prefix(re, &s);
+        if (n != strlen(cases[i].prefix) || memcmp(s, cases[i].prefix, n) != 0) {
+            fail_msg("%s: prefix \"%.*s\", wanted \"%s\"", cases[i].re,
+                     (int) n, s, cases[i].prefix);
+        }
+    }
+    ag_pool_destroy(pool);
+}
+
+
+/* A policy whose cell (T, GET) holds 40 allow rules that no test path
+   matches, and then the given rules: a cell large enough for the path
+   index. */
+static ag_policy_t *
+padded(const char *deflt, const char *rules)
+{
+    char          *buf, *t;
+    size_t         cap, n;
+    int            i;
+    ag_policy_t   *p;
+
+    cap = 8192 + strlen(rules);
+    buf = malloc(cap);
+    assert_non_null(buf);
+    n = (size_t) snprintf(buf, cap, "{'agentgov': 1, 'default': '%s', "
+                          "'tools': {'T': {}}, "
+                          "'groups': {'g': [{'spiffe': 'spiffe://x/y'}]}, "
+                          "'rules': [", deflt);
+    for (i = 0; i < 40; i++) {
+        n += (size_t) snprintf(buf + n, cap - n, "{'id': 'f%d', 'effect': "
+                               "'allow', 'tool': 'T', 'method': 'GET', "
+                               "'path': '/filler/%d/*'}, ", i, i);
+    }
+    snprintf(buf + n, cap - n, "%s]}", rules);
+    t = buf;
+    p = load(t);
+    free(buf);
+    return p;
+}
+
+
+typedef struct {
+    size_t  n;
+    char    ids[512];
+} count_t;
+
+
+static void
+counted(void *data, const ag_rule_t *r, int matched, const char *why)
+{
+    count_t  *c = data;
+    size_t    len = strlen(c->ids);
+
+    (void) why;
+    if (r->id[0] != 'f') {
+        snprintf(c->ids + len, sizeof(c->ids) - len, "%s%s%s", len ? " " : "",
+                 r->id, matched ? "+" : "");
+    }
+    c->n++;
+}
+
+
+/* "effect rule" for a (T, GET) call on path (len bytes), after checking
+   that the index, the index with a trace and every rule agree. */
+static const char *
+verdict_n(ag_policy_t *p, const char *path, size_t len, count_t *cnt)
+{
+    static char     out[128];
+    ag_call_t       c;
+    ag_decision_t   d, u, t;
+    count_t         local;
+    size_t          i;
+
+    memset(&c, 0, sizeof(c));
+    c.tool.p = "T";
+    c.tool.len = 1;
+    c.method.p = "GET";
+    c.method.len = 3;
+    c.path.p = path;
+    c.path.len = len;
+
+    cnt = cnt ? cnt : &local;
+    memset(cnt, 0, sizeof(count_t));
+    assert_int_equal(ag_policy_eval(p, &c, &d, NULL, NULL), 0);
+    assert_int_equal(ag_policy_eval(p, &c, &t, counted, cnt), 0);
+    assert_int_equal(ag_policy_eval_unindexed(p, &c, &u, NULL, NULL), 0);
+    assert_int_equal(d.effect, u.effect);
+    assert_ptr_equal(d.rule, u.rule);
+    assert_int_equal(d.nholds, u.nholds);
+    for (i = 0; i < d.nholds; i++) {
+        assert_ptr_equal(d.holds[i], u.holds[i]);
+    }
+    assert_int_equal(d.monitor_effect, u.monitor_effect);
+    assert_ptr_equal(d.monitor_rule, u.monitor_rule);
+    assert_int_equal(t.effect, d.effect);
+    assert_ptr_equal(t.rule, d.rule);
+
+    snprintf(out, sizeof(out), "%s %s", ag_effect_name(d.effect),
+             d.rule ? d.rule->id : "-");
+    return out;
+}
+
+#define verdict(p, path)  verdict_n(p, path, strlen(path), NULL)
+
+
+static void
+path_index_globs(void **state)
+{
+    ag_policy_t  *p;
+    count_t       c;
+
+    (void) state;
+    p = padded("deny",
+        "{'id': 'x', 'effect': 'allow', 'tool': 'T', 'method': 'GET', "
+        " 'path': '/x/**'},"
+        "{'id': 'exact', 'effect': 'allow', 'tool': 'T', 'method': 'GET', "
+        " 'path': '/a/b'},"
+        "{'id': 'star', 'effect': 'allow', 'tool': 'T', 'method': 'GET', "
+        " 'path': '/s/b*'},"
+        "{'id': 'mid', 'effect': 'allow', 'tool': 'T', 'method': 'GET', "
+        " 'path': '/m/**/z'},"
+        "{'id': 'two', 'effect': 'allow', 'tool': 'T', 'method': 'GET', "
+        " 'path': ['/p/**', '/p/q/**', '/r/*']},"
+        "{'id': 'tickets', 'effect': 'allow', 'tool': 'T', 'method': 'GET', "
+        " 'path': '/v1/tickets/*/comments'},"
+        /* one glob without a prefix: for any path (and filed last) */
+        "{'id': 'mixed', 'effect': 'allow', 'tool': 'T', 'method': 'GET', "
+        " 'path': ['/n/**', '/n/o/*', '**/q']}");
+
+    /* "/x/" "**" matches "/x" itself, and never "/xy" */
+    assert_string_equal(verdict(p, "/x"), "allow x");
+    assert_string_equal(verdict(p, "/x/"), "allow x");
+    assert_string_equal(verdict(p, "/x/a/b"), "allow x");
+    assert_string_equal(verdict(p, "/xy"), "deny -");
+    assert_string_equal(verdict(p, "/"), "deny -");
+    /* a path without a wildcard is exact */
+    assert_string_equal(verdict(p, "/a/b"), "allow exact");
+    assert_string_equal(verdict(p, "/a/b/"), "deny -");
+    assert_string_equal(verdict(p, "/a/bc"), "deny -");
+    assert_string_equal(verdict(p, "/a"), "deny -");
+    assert_string_equal(verdict(p, "/s/b"), "allow star");
+    assert_string_equal(verdict(p, "/s/bcd"), "allow star");
+    assert_string_equal(verdict(p, "/s/b/c"), "deny -");
+    assert_string_equal(verdict(p, "/m/z"), "allow mid");
+    assert_string_equal(verdict(p, "/m/1/2/z"), "allow mid");
+    assert_string_equal(verdict(p, "/mz"), "deny -");
+    assert_string_equal(verdict(p, "/v1/tickets/7/comments"), "allow tickets");
+    assert_string_equal(verdict(p, "/v1/tickets/7/8/comments"), "deny -");
+    assert_string_equal(verdict(p, "/r/1"), "allow two");
+    assert_string_equal(verdict(p, "/p"), "allow two");
+    assert_string_equal(verdict(p, ""), "deny -");
+    assert_string_equal(verdict(p, "/n/o/p"), "allow mixed");
+    assert_string_equal(verdict(p, "/a/b/q"), "allow mixed");
+
+    /* a rule filed under two prefixes of one path is tested once */
+    assert_string_equal(verdict_n(p, "/p/q/z", 6, &c), "allow two");
+    assert_string_equal(c.ids, "two+ mixed");
+    /* only the rules whose prefix starts the path are looked at */
+    (void) verdict_n(p, "/x/1", 4, &c);
+    assert_string_equal(c.ids, "x+ mixed");
+    assert_int_equal(c.n, 2);
+    (void) verdict_n(p, "/nothing", 8, &c);
+    assert_int_equal(c.n, 1);
+    /* nor those that need the path to end, or go on with '/', there */
+    (void) verdict_n(p, "/xy", 3, &c);
+    assert_string_equal(c.ids, "mixed");
+    (void) verdict_n(p, "/a/bc", 5, &c);
+    assert_string_equal(c.ids, "mixed");
+    (void) verdict_n(p, "/a/b/", 5, &c);
+    assert_string_equal(c.ids, "mixed");
+    (void) verdict_n(p, "/a/b", 4, &c);
+    assert_string_equal(c.ids, "exact+ mixed");
+    ag_policy_free(p);
+
+    /* "**" and "*" alone, and a glob starting with '*': for every path */
+    p = padded("deny",
+        "{'id': 'one', 'effect': 'allow', 'tool': 'T', 'method': 'GET', "
+        " 'path': '*'},"
+        "{'id': 'any', 'effect': 'allow', 'tool': 'T', 'method': 'GET', "
+        " 'path': '**', 'when': {'header:X-A': {'exists': true}}},"
+        "{'id': 'all', 'effect': 'allow', 'tool': 'T', 'method': 'GET', "
+        " 'path': '**'}");
+    assert_string_equal(verdict(p, "abc"), "allow one");
+    assert_string_equal(verdict(p, "/abc"), "allow all");
+    assert_string_equal(verdict(p, "/filler/1/x"), "allow f1");
+    assert_string_equal(verdict(p, ""), "deny -");
+    (void) verdict_n(p, "/q", 2, &c);
+    assert_string_equal(c.ids, "any all+");     /* "*" cannot match "/q" */
+    ag_policy_free(p);
+}
+
+
+static void
+path_index_order(void **state)
+{
+    ag_policy_t  *p;
+    count_t       c;
+
+    (void) state;
+    /* the first deciding rule in file order, across nodes and rest;
+       deny > hold > allow whatever the order; every hold */
+    p = padded("deny",
+        "{'id': 'a1', 'effect': 'allow', 'tool': 'T', 'method': 'GET', "
+        " 'path': '/o/a/**'},"
+        "{'id': 'a2', 'effect': 'allow', 'tool': 'T', 'method': 'GET', "
+        " 'path': '/o/**'},"
+        "{'id': 'h1', 'effect': 'hold', 'tool': 'T', 'method': 'GET', "
+        " 'path': '/h/*/x', 'approvers': ['g']},"
+        "{'id': 'h2', 'effect': 'hold', 'tool': 'T', 'method': 'GET', "
+        " 'path': '**/x', 'approvers': ['g']},"
+        "{'id': 'h3', 'effect': 'hold', 'tool': 'T', 'method': 'GET', "
+        " 'path': '/h/**', 'approvers': ['g']},"
+        "{'id': 'm1', 'effect': 'deny', 'mode': 'monitor', 'tool': 'T', "
+        " 'method': 'GET', 'path': '/o/a/b'},"
+        "{'id': 'd1', 'effect': 'deny', 'tool': 'T', 'method': 'GET', "
+        " 'path': '/o/a/c*'},"
+        "{'id': 'a3', 'effect': 'allow', 'tool': 'T', 'method': 'GET', "
+        " 'path': {'regex': '/o/a/[0-9]+'}}");
+    assert_string_equal(verdict(p, "/o/a/1"), "allow a1");
+    assert_string_equal(verdict(p, "/o/b"), "allow a2");
+    assert_string_equal(verdict(p, "/o/a/cc"), "deny d1");
+    /* every hold, from two nodes and rest ("**" "/x" has no prefix) */
+    assert_string_equal(verdict_n(p, "/h/1/x", 6, &c), "hold h1");
+    assert_string_equal(c.ids, "h1+ h2+ h3+");
+    assert_string_equal(verdict_n(p, "/h/1/y", 6, &c), "hold h3");
+    assert_string_equal(c.ids, "h2 h3+");
+    /* a monitor deny stronger than the enforced allow */
+    assert_string_equal(verdict_n(p, "/o/a/b", 6, &c), "allow a1");
+    assert_string_equal(c.ids, "a1+ a2+ h2 m1+ d1 a3");
+    ag_policy_free(p);
+}
+
+
+static void
+path_index_regex(void **state)
+{
+    ag_policy_t  *p;
+
+    (void) state;
+    p = padded("allow",
+        "{'id': 'r1', 'effect': 'deny', 'tool': 'T', 'method': 'GET', "
+        " 'path': {'regex': '/d/[a-z]+'}},"
+        "{'id': 'r2', 'effect': 'allow', 'tool': 'T', 'method': 'GET', "
+        " 'path': {'regex': '/e/(x|y)'}},"
+        "{'id': 'r3', 'effect': 'hold', 'tool': 'T', 'method': 'GET', "
+        " 'path': {'regex': '/h|/i'}, 'approvers': ['g']}");
+    assert_string_equal(verdict(p, "/d/abc"), "deny r1");
+    assert_string_equal(verdict(p, "/d/1"), "allow -");
+    assert_string_equal(verdict(p, "/e/x"), "allow r2");
+    assert_string_equal(verdict(p, "/i"), "hold r3");
+    assert_string_equal(verdict(p, "/z"), "allow -");
+    /* not UTF-8: every regex doubts, whatever the path starts with, and
+       doubt matches deny (but not allow) */
+    assert_string_equal(verdict(p, "/z\xff"), "deny r1");
+    assert_string_equal(verdict(p, "/e/x\xff"), "deny r1");
+    /* valid UTF-8 beyond ASCII: a plain miss */
+    assert_string_equal(verdict(p, "/z\xc3\xa9"), "allow -");
+    ag_policy_free(p);
+}
+
+
+static void
+path_index_deep(void **state)
+{
+    char          rules[16384], path[256];
+    size_t        n;
+    int           i;
+    ag_policy_t  *p;
+    count_t       c;
+
+    (void) state;
+    /* more nested prefixes of one path than the merge takes: the cell is
+       then scanned whole, with the same decision */
+    n = 0;
+    path[0] = '\0';
+    for (i = 0; i < 48; i++) {
+        strcat(path, "/c");
+        n += (size_t) snprintf(rules + n, sizeof(rules) - n, "%s{'id': 'c%d', "
+                               "'effect': '%s', 'tool': 'T', 'method': 'GET', "
+                               "'path': '%s/**', 'when': "
+                               "{'header:X-A': {'eq': '1'}}}",
+                               i ? ", " : "", i, i % 2 ? "deny" : "allow",
+                               path);
+    }
+    p = padded("deny", rules);
+    assert_string_equal(verdict_n(p, path, strlen(path), &c), "deny c1");
+    assert_int_equal(c.n, 40 + 48);
+    assert_string_equal(verdict_n(p, "/c/c/c", 6, &c), "deny c1");
+    assert_int_equal(c.n, 3);
+    ag_policy_free(p);
+
+    /* more nodes reached at one depth than the walk keeps: every mix of
+       "c" and "*" in five segments reaches 32 nodes for /c/c/c/c/c */
+    n = 0;
+    for (i = 0; i < 32; i++) {
+        n += (size_t) snprintf(rules + n, sizeof(rules) - n, "%s{'id': 's%d', "
+                               "'effect': 'allow', 'tool': 'T', 'method': 'GET', "
+                               "'path': '/%s/%s/%s/%s/%s', 'when': "
+                               "{'header:X-A': {'eq': '1'}}}, "
+                               "{'id': 'd%d', 'effect': 'deny', 'tool': 'T', "
+                               "'method': 'GET', 'path': '/%s/%s/%s/%s/%s/x'}",
+                               i ? ", " : "", i, i & 1 ? "*" : "c",
+                               i & 2 ? "*" : "c", i & 4 ? "*" : "c",
+                               i & 8 ? "*" : "c", i & 16 ? "*" : "c", i,
+                               i & 1 ? "*" : "c", i & 2 ? "*" : "c",
+                               i & 4 ? "*" : "c", i & 8 ? "*" : "c",
+                               i & 16 ? "*" : "c");
+    }
+    p = padded("deny", rules);
+    assert_string_equal(verdict_n(p, "/c/c/c/c/c/x", 12, &c), "deny d0");
+    assert_int_equal(c.n, 40 + 64);
+    assert_string_equal(verdict_n(p, "/c/c/c/c/d/x", 12, &c), "deny d16");
+    assert_int_equal(c.n, 16);
+    assert_string_equal(verdict_n(p, "/d/d/d/d/d/x", 12, &c), "deny d31");
+    assert_string_equal(c.ids, "d31+");
+    assert_string_equal(verdict_n(p, "/d/d/d/d/d", 10, &c), "deny -");
+    assert_string_equal(c.ids, "s31");
+    ag_policy_free(p);
+}
+
+
+/* --- differential: the index against every rule, on random policies -------------- */
+
+static uint64_t  rng_state;
+
+static uint32_t
+rnd(uint32_t n)
+{
+    /* xorshift64*: fixed seed, the same sequence everywhere */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t) ((rng_state * 2685821657736338717ULL) >> 33) % n;
+}
+
+
+static const char *const words[] = {
+    "a", "b", "ab", "v1", "x", "tickets", "t", "\xc3\xa9", "1", "c"
+};
+#define NWORDS  (sizeof(words) / sizeof(words[0]))
+
+
+static void
+rnd_glob(char *out, size_t size)
+{
+    size_t  n, k, i;
+
+    n = 0;
+    if (rnd(40) == 0) {
+        snprintf(out, size, "%s", (const char *[]) { "*", "**", "**/x", "*/a",
+                                                     "/**", "/" }[rnd(6)]);
+        return;
+    }
+    k = 1 + rnd(4);
+    for (i = 0; i < k && n + 32 < size; i++) {
+        /* mostly a word first, as in real policies */
+        switch (i == 0 && rnd(4) != 0 ? 5 : rnd(12)) {
+        case 0:
+            n += (size_t) snprintf(out + n, size - n, "/*");
+            break;
+        case 1:
+            n += (size_t) snprintf(out + n, size - n, "/**");
+            break;
+        case 2:
+            n += (size_t) snprintf(out + n, size - n, "/%s*", words[rnd(NWORDS)]);
+            break;
+        case 3:
+            n += (size_t) snprintf(out + n, size - n, "/*%s", words[rnd(NWORDS)]);
+            break;
+        case 4:
+            n += (size_t) snprintf(out + n, size - n, "/%s**", words[rnd(NWORDS)]);
+            break;
+        default:
+            n += (size_t) snprintf(out + n, size - n, "/%s", words[rnd(NWORDS)]);
+            break;
+        }
+    }
+    if (rnd(10) == 0) {
+        snprintf(out + n, size - n, "/");
+    }
+}
+
+
+static void
+rnd_regex(char *out, size_t size)
+{
+    static const char *const tails[] = {
+        "", "[0-9]+", "(/[a-z]+)?", "(a|b)", "|/b", "x?", "x*", "\\d", "\\Q|\\E",
+        "(?:a|b)/x", ".*", "[|]", "(?i)A", "\\/[a-z]", "b{0}", "\\E*",
+        "|", "(/.*)?", "[^/]+", "/(?#c)*"
+    };
+    size_t  n, k, i;
+
+    n = 0;
+    k = rnd(4);
+    for (i = 0; i < k; i++) {
+        n += (size_t) snprintf(out + n, size - n, "%s%s",
+                               rnd(3) ? "/" : "\\/", words[rnd(NWORDS)]);
+    }
+    snprintf(out + n, size - n, "%s", tails[rnd(sizeof(tails) / sizeof(tails[0]))]);
+}
+
+
+static json_t *
+rnd_when(void)
+{
+    switch (rnd(8)) {
+    case 0:
+        return json_pack("{s:{s:s}}", "header:X-A", "eq", rnd(2) ? "1" : "2");
+    case 1:
+        return json_pack("{s:{s:i}}", "body:/n", "gt", (int) rnd(10));
+    case 2:
+        return json_pack("{s:{s:b}}", "query:q", "exists", (int) rnd(2));
+    case 3:
+        return json_pack("{s:{s:{s:s}}}", "not", "header:X-A", "eq", "1");
+    case 4:
+        return json_pack("{s:[{s:{s:s}},{s:{s:i}}]}", "any",
+                         "header:X-A", "eq", "2", "body:/n", "lt", 3);
+    default:
+        return NULL;
+    }
+}
+
+
+static json_t *
+rnd_rule(size_t i)
+{
+    json_t  *r, *paths, *w;
+    char     id[32], buf[256], err[256];
+    size_t   k, np;
+
+    r = json_object();
+    snprintf(id, sizeof(id), "r%zu", i);
+    json_object_set_new(r, "id", json_string(id));
+    /* few enforced denies and holds, more of them in monitor mode */
+    k = rnd(40);
+    json_object_set_new(r, "effect", json_string(k < 2 || k == 4 ? "deny"
+                                                 : k < 4 || k == 5 ? "hold"
+                                                 : "allow"));
+    if (k == 4 || k == 5 || k == 6) {
+        json_object_set_new(r, "mode", json_string("monitor"));
+    }
+    if (k == 2 || k == 3 || k == 5) {
+        json_object_set_new(r, "approvers", json_pack("[s]", "g"));
+    }
+
+    k = rnd(40);
+    json_object_set_new(r, "tool", k == 0 ? json_pack("[s,s]", "T", "U")
+                                   : k == 1 ? json_string("U")
+                                   : json_string("T"));
+    if (k == 2) {
+        json_object_del(r, "tool");
+    }
+    k = rnd(40);
+    json_object_set_new(r, "method", k == 0 ? json_pack("[s,s]", "GET", "POST")
+                                     : k == 1 ? json_string("POST")
+                                     : json_string("GET"));
+    if (k == 2) {
+        json_object_del(r, "method");
+    }
+
+    k = rnd(20);
+    if (k < 1) {
+        /* no path */
+    } else if (k < 5) {
+        do {
+            rnd_regex(buf, sizeof(buf));
+        } while (ag_regex_check(buf, strlen(buf), err, sizeof(err)) != 0);
+        json_object_set_new(r, "path", json_pack("{s:s}", "regex", buf));
+    } else if (k < 7) {
+        paths = json_array();
+        for (np = 2 + rnd(2); np > 0; np--) {
+            rnd_glob(buf, sizeof(buf));
+            json_array_append_new(paths, json_string(buf));
+        }
+        json_object_set_new(r, "path", paths);
+    } else {
+        rnd_glob(buf, sizeof(buf));
+        json_object_set_new(r, "path", json_string(buf));
+    }
+
+    w = rnd_when();
+    if (json_object_get(r, "path") == NULL) {
+        /* a rule for any path needs a narrow condition without doubt to
+           leave room for the others */
+        json_decref(w);
+        w = json_pack("{s:{s:b}, s:{s:b}, s:{s:b}}", "header:X-A", "exists", 1,
+                      "query:q", "exists", 1, "body:/n", "exists", 1);
+    }
+    if (w != NULL) {
+        json_object_set_new(r, "when", w);
+    }
+    return r;
+}
+
+
+static void
+rnd_path(char *out, size_t size, size_t *len)
+{
+    size_t  n, k, i;
+
+    n = 0;
+    k = rnd(6);
+    for (i = 0; i < k && n + 16 < size; i++) {
+        n += (size_t) snprintf(out + n, size - n, "/%s", words[rnd(NWORDS)]);
+        if (rnd(8) == 0) {
+            n += (size_t) snprintf(out + n, size - n, "%s", words[rnd(NWORDS)]);
+        }
+    }
+    switch (rnd(16)) {
+    case 0:
+        out[n++] = '/';
+        break;
+    case 1:
+        out[n++] = (char) 0xff;     /* not UTF-8 */
+        break;
+    case 2:
+        n = 0;                      /* no path */
+        break;
+    case 3:
+        n += (size_t) snprintf(out + n, size - n, "%s", words[rnd(NWORDS)]);
+        break;
+    default:
+        break;
+    }
+    out[n] = '\0';
+    *len = n;
+}
+
+
+static void
+path_index_differential(void **state)
+{
+    static const char *const tools[] = { "T", "U", "", "V" };
+    static const char *const methods[] = { "GET", "GET", "GET", "POST", "" };
+    json_t         *pol, *rules, *bodies[4];
+    char           *text, err[512], path[128];
+    ag_policy_t    *p;
+    ag_call_t       c;
+    ag_header_t     h;
+    ag_decision_t   d, u;
+    count_t         ci, cu;
+    size_t          i, k, len, seen[AG_DENY + 1], traced_i, traced_u, monitored;
+    int             round;
+
+    (void) state;
+    bodies[0] = json_pack("{s:i}", "n", 7);
+    bodies[1] = json_pack("{s:i}", "n", 1);
+    bodies[2] = json_pack("{s:s}", "n", "seven");
+    bodies[3] = NULL;
+
+    for (round = 0; round < 2; round++) {
+        rng_state = 0x9e3779b97f4a7c15ULL + (uint64_t) round * 3;
+        rules = json_array();
+        for (i = 0; i < 2000; i++) {
+            json_array_append_new(rules, rnd_rule(i));
+        }
+        pol = json_pack("{s:i, s:s, s:{s:{}, s:{}, s:{}}, s:{s:[{s:s}]}, s:o}",
+                        "agentgov", 1, "default", round ? "allow" : "deny",
+                        "tools", "T", "U", "V",
+                        "groups", "g", "spiffe", "spiffe://x/y",
+                        "rules", rules);
+        assert_non_null(pol);
+        text = json_dumps(pol, JSON_COMPACT);
+        json_decref(pol);
+        p = ag_policy_load(text, strlen(text), err, sizeof(err));
+        free(text);
+        if (p == NULL) {
+            fail_msg("random policy refused: %s", err);
+        }
+
+        memset(seen, 0, sizeof(seen));
+        traced_i = traced_u = monitored = 0;
+        for (i = 0; i < 5000; i++) {
+            memset(&c, 0, sizeof(c));
+            c.tool.p = tools[rnd(4) == 0 ? rnd(4) : 0];
+            c.tool.len = strlen(c.tool.p);
+            c.method.p = methods[rnd(5)];
+            c.method.len = strlen(c.method.p);
+            rnd_path(path, sizeof(path), &len);
+            c.path.p = len ? path : NULL;
+            c.path.len = len;
+            if ((k = rnd(3)) > 0) {
+                h.name.p = "X-A";
+                h.name.len = 3;
+                h.value.p = k == 1 ? "1" : "2";
+                h.value.len = 1;
+                c.headers = &h;
+                c.nheaders = 1;
+            }
+            c.query.p = rnd(2) ? "q=1" : "";
+            c.query.len = strlen(c.query.p);
+            c.body = bodies[rnd(4)];
+
+            assert_int_equal(ag_policy_eval(p, &c, &d, NULL, NULL), 0);
+            assert_int_equal(ag_policy_eval_unindexed(p, &c, &u, NULL, NULL), 0);
+            if (d.effect != u.effect || d.rule != u.rule
+                || d.nholds != u.nholds || d.monitor_effect != u.monitor_effect
+                || d.monitor_rule != u.monitor_rule)
+            {
+                fail_msg("round %d call %zu (tool %s method %s path \"%.*s\"): "
+                         "indexed %s %s, every rule %s %s", round, i, c.tool.p,
+                         c.method.p, (int) len, path, ag_effect_name(d.effect),
+                         d.rule ? d.rule->id : "-", ag_effect_name(u.effect),
+                         u.rule ? u.rule->id : "-");
+            }
+            for (k = 0; k < d.nholds; k++) {
+                assert_ptr_equal(d.holds[k], u.holds[k]);
+            }
+            seen[d.rule == NULL ? 0 : d.effect]++;
+            monitored += d.monitor_effect != AG_EFFECT_NONE;
+
+            if (i % 10 == 0) {
+                /* a trace gives the same decision, from fewer rules */
+                memset(&ci, 0, sizeof(ci));
+                memset(&cu, 0, sizeof(cu));
+                assert_int_equal(ag_policy_eval(p, &c, &d, counted, &ci), 0);
+                assert_int_equal(ag_policy_eval_unindexed(p, &c, &u, counted,
+                                                          &cu), 0);
+                assert_int_equal(d.effect, u.effect);
+                assert_ptr_equal(d.rule, u.rule);
+                assert_int_equal(d.nholds, u.nholds);
+                assert_ptr_equal(d.monitor_rule, u.monitor_rule);
+                traced_i += ci.n;
+                traced_u += cu.n;
+            }
+        }
+
+        /* every outcome occurred often enough to mean something */
+        print_message("differential round %d: default %zu, allow %zu, hold %zu, "
+                      "deny %zu, monitor %zu; rules looked at with a trace: "
+                      "%zu indexed, %zu every rule\n", round, seen[0],
+                      seen[AG_ALLOW], seen[AG_HOLD], seen[AG_DENY], monitored,
+                      traced_i, traced_u);
+        assert_true(seen[0] > 25 && seen[AG_ALLOW] > 25
+                    && seen[AG_HOLD] > 25 && seen[AG_DENY] > 25);
+        assert_true(monitored > 25);
+        assert_true(traced_i * 3 < traced_u);
+        ag_policy_free(p);
+    }
+
+    for (k = 0; k < 3; k++) {
+        json_decref(bodies[k]);
+    }
+}
+
+
 static ag_policy_t *
 bench_policy(int nrules, int ntools)
 {
@@ -2377,6 +3082,12 @@ main(void)
         cmocka_unit_test(lint_findings),
         cmocka_unit_test(call_from_json),
         cmocka_unit_test(call_from_json_errors),
+        cmocka_unit_test(regex_prefixes),
+        cmocka_unit_test(path_index_globs),
+        cmocka_unit_test(path_index_order),
+        cmocka_unit_test(path_index_regex),
+        cmocka_unit_test(path_index_deep),
+        cmocka_unit_test(path_index_differential),
         cmocka_unit_test(bench_eval),
     };
 
