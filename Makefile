@@ -96,7 +96,7 @@ unit: $(UNIT_BIN)
 
 test: deps-test all $(UNIT_BIN)
 	@AGENTGOV_BUILD=$(CURDIR)/$(BUILD) NGINX_BIN=$(NGINX_BIN) \
-	    AGENTGOV_SANITIZE=$(AGENTGOV_SANITIZE) t/run-all $(UNIT_BIN)
+	    AGENTGOV_SANITIZE=$(AGENTGOV_SANITIZE) t/run-all $(UNIT_BIN) $(FUZZ_REPLAY_BIN)
 
 # Sanitizer build in its own tree, so that it never mixes with the normal objects.
 # The module is loaded into Debian's nginx with the sanitizer runtime preloaded
