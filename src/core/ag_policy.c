@@ -467,6 +467,9 @@ ag_want_int(ag_compile_t *c, json_t *v, int64_t min, int64_t max,
 }
 
 
+#define AG_DURATION_MAX  (INT64_C(3650) * 86400)
+
+
 static int
 ag_want_duration(ag_compile_t *c, json_t *v, int64_t *out)
 {
@@ -480,6 +483,11 @@ ag_want_duration(ag_compile_t *c, json_t *v, int64_t *out)
     }
     if (d == 0) {
         return ag_cerror(c, "a duration must be longer than 0");
+    }
+    /* so that sums and multiples of durations (max_lifetime = 4 * max_ttl,
+       now + ttl) can never overflow */
+    if (d > AG_DURATION_MAX) {
+        return ag_cerror(c, "a duration must be at most 3650d");
     }
     *out = d;
     return 0;

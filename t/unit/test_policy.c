@@ -1248,6 +1248,12 @@ invalid_hold_keys(void **state)
                "'grant_ttl': '0m'}]}",
                "/rules/0/grant_ttl: a duration must be longer than 0");
     load_fails(P0 GRP "'rules': [{'id': 'a', 'effect': 'hold', 'approvers': ['g'], "
+               "'timeout': '3651d'}]}",
+               "/rules/0/timeout: a duration must be at most 3650d");
+    load_fails(P0 GRP "'rules': [{'id': 'a', 'effect': 'hold', 'approvers': ['g'], "
+               "'timeout': '9999999999999999s'}]}",
+               "/rules/0/timeout: a duration must be at most 3650d");
+    load_fails(P0 GRP "'rules': [{'id': 'a', 'effect': 'hold', 'approvers': ['g'], "
                "'approvals': 0}]}",
                "/rules/0/approvals: expected an integer from 1 to 100");
     load_fails(P0 GRP "'rules': [{'id': 'a', 'effect': 'hold', 'approvers': ['g'], "
