@@ -173,6 +173,7 @@ ngx_http_agentgov_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_agentgov_identity_exit_process(cycle);
     ngx_http_agentgov_task_exit_process(cycle);
+    ngx_http_agentgov_store_exit_process(cycle);
 }
 
 

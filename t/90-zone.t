@@ -1,7 +1,9 @@
 #!/usr/bin/perl
 # The shared zone and agentgov_state (SPEC section 2): what survives a reload
 # (everything), a restart (live tasks with their budgets, suspensions, the
-# stop switch; never an ended task), a restart with another zone size; a
+# stop switch; never an ended task), a restart or a reload with another zone
+# size; what takes authority away survives SIGKILL, what gives it is written
+# within about a second; old workers still exit at once after a reload; a
 # state file that is malformed fails start-up; a full zone refuses with 503
 # and makes room from ended tasks. Two workers share everything.
 use strict;
@@ -9,6 +11,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use Time::HiRes ();
 use AgTest;
 
 my $t = AgTest->new;
@@ -43,8 +46,10 @@ my $echo = $t->echo_port;
 
 sub conf {
     my (%o) = @_;
+    my $http = $t->gateway_http(state => 1, zone => $o{zone} // '1m');
+    $http =~ s{/agentgov\.state;}{/$o{state_name};} if $o{state_name};
     $t->config(<<"EOF", workers => 2);
-@{[ $t->gateway_http(state => 1, zone => $o{zone} // '1m') ]}
+$http
     server {
         listen 127.0.0.1:@{[ $t->port ]};
 @{[ $t->api_location ]}
@@ -101,6 +106,53 @@ sub state_file {
     return eval { $AgTest::JSON->decode($text) };
 }
 
+# whether the state file holds task $id within $secs seconds
+sub on_disk_within {
+    my ($id, $secs) = @_;
+    my $until = Time::HiRes::time() + $secs;
+    while (1) {
+        my $s = state_file();
+        return 1 if $s && grep { $_->{id} eq $id } @{ $s->{tasks} };
+        return 0 if Time::HiRes::time() > $until;
+        Time::HiRes::sleep(0.05);
+    }
+}
+
+# nginx's master and its workers (zombies excluded)
+sub alive {
+    open my $fh, '<', "/proc/$_[0]/stat" or return 0;
+    my $l = <$fh> // return 0;
+    return $l !~ /^\d+ \(.*\) Z /;
+}
+
+sub workers {
+    my $master = $t->nginx_pid or return;
+    my @w;
+    for my $f (glob '/proc/[0-9]*/stat') {
+        open my $fh, '<', $f or next;
+        my $l = <$fh> // next;
+        my ($pid, $st, $ppid) = $l =~ /^(\d+) \(.*\) (\S) (\d+)/ or next;
+        push @w, $pid if $ppid == $master && $st ne 'Z';
+    }
+    return @w;
+}
+
+sub gone_within {
+    my ($secs, @pids) = @_;
+    for (1 .. $secs * 20) {
+        return 1 unless grep { alive($_) } @pids;
+        Time::HiRes::sleep(0.05);
+    }
+    return 0;
+}
+
+# SIGKILL to the master and the workers at once: no exit handler runs
+sub crash {
+    my @p = ($t->nginx_pid, workers());
+    kill 'KILL', @p;
+    gone_within(5, @p) or die "nginx survived SIGKILL\n";
+}
+
 # --- what the state file holds ------------------------------------------------------
 
 my $r = declare('support-bot');
@@ -115,8 +167,11 @@ is(call('support-bot', 'DELETE', "v1/tasks/$t3")->{status}, 204, 'end one');
 is(call('admin', 'POST', 'v1/agents/third-bot/suspend')->{status}, 200, 'suspend one');
 
 is(tool('support-bot', $tok1)->{status}, 200, "a call in $t1") for 1 .. 3;
-# spends are saved with the next change
-is(declare('helper-bot')->{status}, 201, 'another declaration writes the state');
+# spends are saved with the next change; a declaration is written by the
+# save timer (about a second), without any further change
+$r = declare('helper-bot');
+is($r->{status}, 201, 'another declaration');
+ok(on_disk_within($r->{json}{task}, 2.5), 'a declaration is on disk within 2 s');
 
 my @st = stat $state;
 ok(@st, 'the state file exists');
@@ -134,7 +189,15 @@ is($saved{$t2}{parent}, $t1, 'and its parent');
 
 # --- reload: the zone is kept -------------------------------------------------------------
 
+# a declaration just before a reload: the new workers (or the old ones on
+# their way out) write it
+my @old = workers();
+is(scalar @old, 2, 'two workers');
+$r = declare('helper-bot');
+my $t5 = $r->{json}{task};
 $t->reload;
+ok(gone_within(5, @old), 'the old workers exit at once: the save timer is cancelable');
+ok(on_disk_within($t5, 2.5), 'a declaration made just before a reload is written');
 sleep 1;
 is(task($t1)->{json}{state}, 'live', 'after a reload: live task');
 is(task($t3)->{json}{state}, 'ended', 'after a reload: the ended task is still known');
@@ -159,6 +222,7 @@ is(task($t2)->{json}{state}, 'ended', 'after a restart, ending the parent ends t
 
 # --- a restart with another zone size loses nothing ---------------------------------
 
+# declared just before: the workers write it as they exit
 $r = declare('support-bot');
 my $t4 = $r->{json}{task};
 conf(zone => '2m');
@@ -166,6 +230,53 @@ restart();
 is(task($t4)->{json}{state}, 'live', 'another zone size: the task is still live');
 is(declare('third-bot')->{json}{error}, 'agent_suspended',
    'another zone size: the suspension holds');
+
+# --- a reload with another zone size: the master saves the old zone first ---------
+
+$r = declare('support-bot');
+my $t6 = $r->{json}{task};
+conf(zone => '3m');
+@old = workers();
+$t->reload;
+ok(gone_within(5, @old), 'reload to another zone size: the old workers exit');
+is(task($t6)->{json}{state}, 'live',
+   'reload to another zone size: a declaration made just before is kept');
+is(declare('third-bot')->{json}{error}, 'agent_suspended',
+   'reload to another zone size: the suspension holds');
+is(call('admin', 'POST', 'v1/agents/helper-bot/suspend')->{status}, 200,
+   'a suspension after it');
+is_deeply([ sort @{ state_file()->{suspended} } ], ['helper-bot', 'third-bot'],
+          'is written by the new workers');
+is(call('admin', 'POST', 'v1/agents/helper-bot/resume')->{status}, 200, 'resume');
+
+# --- SIGKILL: what takes authority away is on disk before the API answers ---------
+
+$r = declare('support-bot');
+my $t7 = $r->{json}{task};
+ok(on_disk_within($t7, 2.5), 'a task on disk');
+is(call('support-bot', 'DELETE', "v1/tasks/$t7")->{status}, 204,
+   'end it, then SIGKILL at once');
+crash();
+$t->start;
+is(task($t7)->{status}, 404, 'after SIGKILL: the ended task did not come back');
+
+is(call('admin', 'POST', 'v1/agents/helper-bot/suspend')->{status}, 200,
+   'suspend an agent');
+is(declare('support-bot')->{status}, 201, 'a declaration, then SIGKILL at once');
+crash();
+ok(state_file(), 'after SIGKILL the state file is valid JSON')
+    or diag($t->read_file($state));
+$t->start;
+is(declare('helper-bot')->{json}{error}, 'agent_suspended',
+   'after SIGKILL: the suspension holds');
+is(task($t4)->{json}{state}, 'live', 'after SIGKILL: an older task is live');
+
+is(call('admin', 'POST', 'v1/agents/helper-bot/resume')->{status}, 200,
+   'resume, then SIGKILL after the save timer');
+sleep 2;
+crash();
+$t->start;
+is(declare('helper-bot')->{status}, 201, 'the resume was saved by the timer');
 
 # --- the stop switch survives a restart ---------------------------------------------------
 
@@ -176,7 +287,25 @@ isnt(task($t4)->{json}{state} // '', 'live', 'the revoked task did not come back
 is(call('admin', 'POST', 'v1/start')->{status}, 200, 'start');
 is(declare('helper-bot')->{status}, 201, 'declare after start');
 is(call('admin', 'POST', 'v1/agents/third-bot/resume')->{status}, 200, 'resume');
-is(declare('third-bot')->{status}, 201, 'declare after resume');
+$r = declare('third-bot');
+is($r->{status}, 201, 'declare after resume');
+
+# a reload that moves the state file (same zone): the new workers write it
+conf(zone => '3m', state_name => 'moved.state');
+$t->reload;
+{
+    my $moved = "$dir/state/moved.state";
+    my $found;
+    for (1 .. 50) {
+        my $m = eval { $AgTest::JSON->decode($t->read_file($moved) // '') };
+        last if $found = $m && grep { $_->{id} eq $r->{json}{task} } @{ $m->{tasks} };
+        Time::HiRes::sleep(0.05);
+    }
+    ok($found, 'a reload to another state file writes it at once');
+}
+conf(zone => '3m');
+$t->reload;
+sleep 1;
 
 unlike($t->error_log, qr/\[(alert|crit|emerg)\]/, 'no alerts');
 

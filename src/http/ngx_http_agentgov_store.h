@@ -7,6 +7,12 @@
  *
  * Every function is atomic with respect to every worker. None blocks on
  * network I/O or asymmetric cryptography while it holds the store's lock.
+ *
+ * With agentgov_state, a change that takes authority away (task_end, a
+ * task_renew that shortens, suspending, stopping) is on disk when the
+ * function returns; one that only gives or extends it (task_add, a longer
+ * task_renew, resume, start) is written within about a second, so that a
+ * crash can lose only those, which fails closed.
  */
 
 #ifndef NGX_HTTP_AGENTGOV_STORE_H
@@ -141,9 +147,14 @@ ngx_uint_t ngx_http_agentgov_store_state_failing(
 /*
  * From the module's init_process: writes agentgov_state if the zone holds
  * what the file does not (no file yet at start, or a reload changed its
- * path), so that a restart right after loses nothing.
+ * path), so that a restart right after loses nothing, and arms the
+ * worker's save timer (cancelable) for the changes that do not wait for
+ * the disk.
  */
 ngx_int_t ngx_http_agentgov_store_init_process(ngx_cycle_t *cycle);
+
+/* From the module's exit_process: writes what is still unsaved. */
+void ngx_http_agentgov_store_exit_process(ngx_cycle_t *cycle);
 
 /* From the main conf's init: "agentgov_state" requires "agentgov_zone". */
 char *ngx_http_agentgov_zone_check_conf(ngx_conf_t *cf, void *conf);

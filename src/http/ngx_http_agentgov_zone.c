@@ -33,22 +33,41 @@
  * short. Memory is never found by dropping a live task.
  *
  * agentgov_state: live tasks, suspended agents and the stop flag are written
- * to a JSON file whenever one of them changes (budget spends are saved with
- * the next such write). The snapshot is a binary copy taken under the zone's
- * lock; it is encoded and written (FILE.tmp, fsync, rename, fsync of the
- * directory) outside it, so the directory must be writable by the worker
- * processes' user. Writers are serialized by flock() on FILE.lock (released
- * by the kernel if a worker dies, and shared by every process, even those of
- * an old zone after a reload that changed the zone's size). A writer that
- * finds the lock taken leaves the write to its holder, who writes again if
- * the zone changed meanwhile.
+ * to a JSON file (budget spends are saved with the next write). A change that
+ * takes authority away (ending or revoking a task, renewing it shorter,
+ * suspending an agent, stopping everyone) is on disk before the call that
+ * made it returns: a restart never lifts a kill switch nor revives an ended
+ * task. A change that only gives or extends authority (a declaration, a
+ * renewal, resume, start) just bumps the zone's generation; every worker's
+ * save timer (cancelable, so that an old worker still exits) writes the
+ * file when the generation is ahead of the one on disk, at most once a
+ * second across all workers, and so does a worker's exit. A crash loses at
+ * most about the last second of those, which fails closed: a lost
+ * declaration is refused as unknown, a lost renewal expires earlier, a lost
+ * resume or start leaves the agent suspended or everyone stopped. The
+ * timers compare generations kept in the zone, so changes left by a worker
+ * that died or exited, or made before a reload, are written by whichever
+ * worker comes next.
+ *
+ * A write is a binary snapshot taken under the zone's lock, encoded and
+ * written (FILE.tmp, fsync, rename, fsync of the directory) outside it, so
+ * the directory must be writable by the worker processes' user. Writers are
+ * serialized by flock() on FILE.lock (released by the kernel if a worker
+ * dies, and shared by every process, even those of an old zone after a
+ * reload that changed the zone's size). A synchronous writer waits for the
+ * lock, then writes unless its holder already saved the change; a timer
+ * that finds it taken tries again at its next tick.
  *
  * The file is loaded whenever a zone is created (start, restart, a reload
  * that changes the zone's size, and "nginx -t"), in the master, before the
  * workers that will use the zone exist. A malformed file fails start-up and
- * "nginx -t": starting with suspensions silently lifted would fail open. A
- * restart with a different zone size therefore loses nothing but the calls
- * counted since the last write.
+ * "nginx -t": starting with suspensions silently lifted would fail open. At
+ * a reload that changes the zone's size, the master first writes what the
+ * old zone holds and the file does not yet (it still maps the old zone), so
+ * that the new zone starts with it and the old workers are left nothing to
+ * write over the new zone's file. A restart or a reload with a different
+ * zone size therefore loses nothing but the calls counted since the last
+ * write.
  */
 
 #include <sys/file.h>
@@ -57,7 +76,7 @@
 #include "ngx_http_agentgov_store.h"
 
 
-#define NGX_HTTP_AGENTGOV_ZONE_VERSION   0x61670002  /* "ag", layout 2 */
+#define NGX_HTTP_AGENTGOV_ZONE_VERSION   0x61670003  /* "ag", layout 3 */
 #define NGX_HTTP_AGENTGOV_ZONE_MIN       (64 * 1024)
 #define NGX_HTTP_AGENTGOV_STATE_VERSION  1
 
@@ -81,8 +100,18 @@
 #define NGX_HTTP_AGENTGOV_RESERVE_SIZE                                        \
     (offsetof(ngx_http_agentgov_agent_t, name) + NGX_HTTP_AGENTGOV_NAME_MAX)
 
-/* a writer gives up after this many rounds if the zone keeps changing */
-#define NGX_HTTP_AGENTGOV_SAVE_ROUNDS    8
+/*
+ * Deferred writes (ms): each worker's save timer looks this often, writes
+ * at most this often across all workers (a write takes about 100 ms with
+ * 60,000 live tasks), and after a failed write tries again this late.
+ */
+#define NGX_HTTP_AGENTGOV_SAVE_TICK      250
+#define NGX_HTTP_AGENTGOV_SAVE_DELAY     1000
+#define NGX_HTTP_AGENTGOV_SAVE_RETRY     10000
+
+/* ngx_http_agentgov_state_save(): wait for FILE.lock, or leave it */
+#define NGX_HTTP_AGENTGOV_SAVE_WAIT      1
+#define NGX_HTTP_AGENTGOV_SAVE_NOWAIT    0
 
 
 /*
@@ -187,6 +216,8 @@ typedef struct {
     uint64_t                         gen;        /* changes worth saving */
     uint64_t                         saved_gen;
     uint32_t                         saved_path; /* crc32 of the file */
+    uint32_t                         conf_path;  /* of the last config */
+    ngx_msec_t                       saved_at;   /* ngx_current_msec */
     ngx_uint_t                       save_failed;
 
     time_t                           full_logged;
@@ -258,7 +289,15 @@ static void ngx_http_agentgov_task_decode(ngx_http_agentgov_task_data_t *d,
     u_char *str, ag_task_t *t, int64_t now);
 static size_t ngx_http_agentgov_data_strs(ngx_http_agentgov_task_data_t *d);
 
-static void ngx_http_agentgov_state_save(ngx_http_agentgov_store_t *s);
+static void ngx_http_agentgov_zone_flush_old(ngx_shm_zone_t *shm_zone);
+static void ngx_http_agentgov_save_handler(ngx_event_t *ev);
+static ngx_uint_t ngx_http_agentgov_state_pending(
+    ngx_http_agentgov_store_t *s);
+static ngx_int_t ngx_http_agentgov_state_save(ngx_http_agentgov_store_t *s,
+    ngx_uint_t wait);
+static ngx_fd_t ngx_http_agentgov_state_lock(ngx_str_t *file,
+    ngx_uint_t wait);
+static void ngx_http_agentgov_state_chown(ngx_fd_t fd, u_char *name);
 static u_char *ngx_http_agentgov_snapshot(ngx_http_agentgov_store_t *s,
     uint64_t *gen, size_t *size);
 static u_char *ngx_http_agentgov_state_encode(u_char *snap, size_t size,
@@ -295,6 +334,9 @@ static const char  *ngx_http_agentgov_str_key[NGX_HTTP_AGENTGOV_NSTR] = {
     "id", "agent", "owner", "intent", "parent", "cnf", "tools", "chain",
     "purpose"
 };
+
+/* each worker's save timer (agentgov_state) */
+static ngx_event_t  ngx_http_agentgov_save_event;
 
 #define ngx_http_agentgov_str(t, i)                                           \
     ((ag_str_t *) ((u_char *) (t) + ngx_http_agentgov_str_off[i]))
@@ -488,6 +530,7 @@ ngx_http_agentgov_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 
         ngx_shmtx_lock(&s->shpool->mutex);
         ngx_http_agentgov_set_insert(s->sh);
+        s->sh->conf_path = s->state_hash;
         ngx_shmtx_unlock(&s->shpool->mutex);
 
         /*
@@ -514,6 +557,7 @@ ngx_http_agentgov_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 
     sh->version = NGX_HTTP_AGENTGOV_ZONE_VERSION;
     sh->size = sizeof(ngx_http_agentgov_sh_t);
+    sh->conf_path = s->state_hash;
 
     ngx_rbtree_init(&sh->tasks, &sh->tasks_sentinel,
                     ngx_http_agentgov_task_insert_value);
@@ -541,11 +585,91 @@ ngx_http_agentgov_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_http_agentgov_reserve_fill(s);
 
+    ngx_http_agentgov_zone_flush_old(shm_zone);
+
     if (file->len == 0) {
         return NGX_OK;
     }
 
     return ngx_http_agentgov_state_load(s, shm_zone->shm.log);
+}
+
+
+/*
+ * A new zone where the running configuration has one of the same name (a
+ * reload that changed its size): the old zone's changes not yet on disk are
+ * written now, by the master, which still maps it, before the new zone loads
+ * the file. Otherwise the new zone would start without them, and the old
+ * workers' timers would then write the old zone over what the new workers
+ * saved (a suspension among it). During a reload, ngx_cycle is still the
+ * running cycle; at start and in "nginx -t" it has no zones.
+ */
+
+static void
+ngx_http_agentgov_zone_flush_old(ngx_shm_zone_t *shm_zone)
+{
+    ngx_uint_t                  i, n;
+    ngx_list_part_t            *part;
+    ngx_shm_zone_t             *oz;
+    ngx_http_agentgov_store_t  *os;
+
+    part = (ngx_list_part_t *) &ngx_cycle->shared_memory.part;
+    oz = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return;
+            }
+
+            part = part->next;
+            oz = part->elts;
+            i = 0;
+        }
+
+        if (oz[i].tag != shm_zone->tag
+            || oz[i].shm.name.len != shm_zone->shm.name.len
+            || ngx_strncmp(oz[i].shm.name.data, shm_zone->shm.name.data,
+                           shm_zone->shm.name.len)
+               != 0)
+        {
+            continue;
+        }
+
+        os = oz[i].data;
+
+        if (os == NULL || os->sh == NULL
+            || os->amcf->state_file.len == 0
+            || os->sh->version != NGX_HTTP_AGENTGOV_ZONE_VERSION
+            || os->sh->size != sizeof(ngx_http_agentgov_sh_t))
+        {
+            return;
+        }
+
+        /*
+         * The master blocks signals here: if a worker died holding the old
+         * zone's lock, nothing would release it while we waited.
+         */
+
+        for (n = 0; !ngx_shmtx_trylock(&os->shpool->mutex); n++) {
+            if (n == 1000) {
+                ngx_log_error(NGX_LOG_ALERT, shm_zone->shm.log, 0,
+                              "agentgov_zone \"%V\": the old zone stays "
+                              "locked, its unsaved changes are not carried "
+                              "over", &shm_zone->shm.name);
+                return;
+            }
+
+            ngx_msleep(1);
+        }
+
+        ngx_shmtx_unlock(&os->shpool->mutex);
+
+        (void) ngx_http_agentgov_state_save(os, NGX_HTTP_AGENTGOV_SAVE_WAIT);
+
+        return;
+    }
 }
 
 
@@ -563,15 +687,17 @@ ngx_http_agentgov_set_insert(ngx_http_agentgov_sh_t *sh)
 
 /*
  * For the module's init_process: a worker writes agentgov_state if the zone
- * holds changes the file does not (its path changed on reload, or it did
- * not exist at start), so that a restart right now would lose nothing.
+ * holds changes the file does not (its path changed on reload, it did not
+ * exist at start, or changes were left before a reload), so that a restart
+ * right now would lose nothing, and arms its save timer.
  */
 
 ngx_int_t
 ngx_http_agentgov_store_init_process(ngx_cycle_t *cycle)
 {
     u_char                         *p;
-    ngx_uint_t                      save, writable;
+    ngx_event_t                    *ev;
+    ngx_uint_t                      writable;
     ngx_http_agentgov_store_t      *s;
     ngx_http_agentgov_main_conf_t  *amcf;
     u_char                          dir[NGX_MAX_PATH];
@@ -603,24 +729,88 @@ ngx_http_agentgov_store_init_process(ngx_cycle_t *cycle)
                       "agentgov_state \"%V\": the worker processes cannot "
                       "write to the directory \"%s\", so nothing is saved",
                       &amcf->state_file, dir);
-    }
 
-    ngx_shmtx_lock(&s->shpool->mutex);
-
-    save = (s->sh->saved_path != s->state_hash
-            || s->sh->saved_gen != s->sh->gen);
-
-    if (!writable) {
+        ngx_shmtx_lock(&s->shpool->mutex);
         s->sh->save_failed = 1;
+        ngx_shmtx_unlock(&s->shpool->mutex);
+
+        return NGX_OK;
     }
 
-    ngx_shmtx_unlock(&s->shpool->mutex);
+    /* another worker starting at the same time may be writing already */
+    (void) ngx_http_agentgov_state_save(s, NGX_HTTP_AGENTGOV_SAVE_NOWAIT);
 
-    if (save && writable) {
-        ngx_http_agentgov_state_save(s);
-    }
+    /*
+     * Cancelable: a worker that is shutting down (after a reload) exits
+     * once only such timers are left; what it leaves unsaved is written by
+     * its exit (ngx_http_agentgov_store_exit_process) or the new workers.
+     */
+
+    ev = &ngx_http_agentgov_save_event;
+    ev->handler = ngx_http_agentgov_save_handler;
+    ev->data = s;
+    ev->log = cycle->log;
+    ev->cancelable = 1;
+
+    ngx_add_timer(ev, NGX_HTTP_AGENTGOV_SAVE_TICK);
 
     return NGX_OK;
+}
+
+
+/*
+ * Writes what declarations, renewals, resume and start left unsaved. Every
+ * worker has this timer, and it looks at the zone's generations, not at
+ * what this worker did: changes of a worker that exited or died, or of one
+ * from before a reload, are saved all the same. Without changes it costs a
+ * lock and two comparisons.
+ */
+
+static void
+ngx_http_agentgov_save_handler(ngx_event_t *ev)
+{
+    ngx_msec_t  delay;
+
+    delay = NGX_HTTP_AGENTGOV_SAVE_TICK;
+
+    if (ngx_http_agentgov_state_save(ev->data, NGX_HTTP_AGENTGOV_SAVE_NOWAIT)
+        != NGX_OK)
+    {
+        /* it has been logged: not again at every tick */
+        delay = NGX_HTTP_AGENTGOV_SAVE_RETRY;
+    }
+
+    ngx_add_timer(ev, delay);
+}
+
+
+/*
+ * For the module's exit_process: a worker that exits (a reload, a stop)
+ * writes what is still unsaved, waiting for a writer that holds the file.
+ * Not after SIGKILL or a crash: then the other workers' timers do it, or,
+ * if every process died, the changes are lost, which fails closed.
+ */
+
+void
+ngx_http_agentgov_store_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_agentgov_store_t      *s;
+    ngx_http_agentgov_main_conf_t  *amcf;
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_agentgov_module);
+
+    if (amcf == NULL || amcf->zone == NULL || amcf->state_file.len == 0) {
+        return;
+    }
+
+    s = amcf->zone->data;
+
+    if (s == NULL || s->sh == NULL) {
+        return;
+    }
+
+    (void) ngx_http_agentgov_state_save(s, NGX_HTTP_AGENTGOV_SAVE_WAIT);
 }
 
 
@@ -1389,7 +1579,7 @@ ngx_http_agentgov_store_task_add(ngx_http_agentgov_store_t *s,
 {
     size_t                          strs;
     uint32_t                        hash, ahash, phash;
-    ngx_uint_t                      full, save;
+    ngx_uint_t                      full;
     ngx_http_agentgov_sh_t         *sh;
     ngx_http_agentgov_agent_t      *an;
     ngx_http_agentgov_store_rc_e    rc;
@@ -1414,7 +1604,6 @@ ngx_http_agentgov_store_task_add(ngx_http_agentgov_store_t *s,
 
     sh = s->sh;
     full = 0;
-    save = 0;
     parent = NULL;
 
     ngx_shmtx_lock(&s->shpool->mutex);
@@ -1497,8 +1686,8 @@ ngx_http_agentgov_store_task_add(ngx_http_agentgov_store_t *s,
 
     ngx_http_agentgov_task_link(s, rec, parent, an);
 
+    /* it only adds authority: the save timer writes it */
     sh->gen++;
-    save = 1;
     rc = NGX_AGENTGOV_STORE_OK;
 
 done:
@@ -1507,10 +1696,6 @@ done:
 
     if (full) {
         ngx_http_agentgov_log_full(s);
-    }
-
-    if (save) {
-        ngx_http_agentgov_state_save(s);
     }
 
     return rc;
@@ -1578,6 +1763,7 @@ ngx_http_agentgov_store_task_renew(ngx_http_agentgov_store_t *s, ag_str_t id,
     int64_t expires, int64_t now)
 {
     uint32_t                        hash;
+    ngx_uint_t                      shorter;
     ngx_http_agentgov_sh_t         *sh;
     ngx_http_agentgov_store_rc_e    rc;
     ngx_http_agentgov_task_node_t  *rec;
@@ -1588,6 +1774,7 @@ ngx_http_agentgov_store_task_renew(ngx_http_agentgov_store_t *s, ag_str_t id,
 
     hash = ngx_http_agentgov_hash(id.p, id.len);
     sh = s->sh;
+    shorter = 0;
 
     ngx_shmtx_lock(&s->shpool->mutex);
 
@@ -1602,6 +1789,8 @@ ngx_http_agentgov_store_task_renew(ngx_http_agentgov_store_t *s, ag_str_t id,
         rc = NGX_AGENTGOV_STORE_NOT_LIVE;
 
     } else {
+        shorter = (expires < rec->d.expires);
+
         ngx_rbtree_delete(&sh->expiry, &rec->exp.node);
         rec->d.expires = expires;
         rec->exp.node.key = (ngx_rbtree_key_t) expires;
@@ -1615,8 +1804,13 @@ ngx_http_agentgov_store_task_renew(ngx_http_agentgov_store_t *s, ag_str_t id,
 
     ngx_shmtx_unlock(&s->shpool->mutex);
 
-    if (rc == NGX_AGENTGOV_STORE_OK) {
-        ngx_http_agentgov_state_save(s);
+    /*
+     * Extended, the save timer writes it; shortened (children capped with
+     * it), a restart must not give the old expiry back.
+     */
+
+    if (shorter) {
+        (void) ngx_http_agentgov_state_save(s, NGX_HTTP_AGENTGOV_SAVE_WAIT);
     }
 
     return rc;
@@ -1663,8 +1857,10 @@ ngx_http_agentgov_store_task_end(ngx_http_agentgov_store_t *s, ag_str_t id,
 
     ngx_shmtx_unlock(&s->shpool->mutex);
 
+    /* on disk before the caller answers: a restart must not revive it */
+
     if (rc == NGX_AGENTGOV_STORE_OK) {
-        ngx_http_agentgov_state_save(s);
+        (void) ngx_http_agentgov_state_save(s, NGX_HTTP_AGENTGOV_SAVE_WAIT);
     }
 
     if (count) {
@@ -1980,8 +2176,15 @@ done:
         ngx_http_agentgov_log_full(s);
     }
 
-    if (changed) {
-        ngx_http_agentgov_state_save(s);
+    /*
+     * A suspension is on disk before the caller answers (even a repeated
+     * one, whose first write may have failed): a restart must never lift
+     * it. A resume is left to the save timer: lost, the agent stays
+     * suspended.
+     */
+
+    if (on && rc == NGX_AGENTGOV_STORE_OK) {
+        (void) ngx_http_agentgov_state_save(s, NGX_HTTP_AGENTGOV_SAVE_WAIT);
     }
 
     if (count) {
@@ -2046,8 +2249,10 @@ ngx_http_agentgov_store_stop(ngx_http_agentgov_store_t *s, ngx_uint_t on,
 
     ngx_shmtx_unlock(&s->shpool->mutex);
 
-    if (changed) {
-        ngx_http_agentgov_state_save(s);
+    /* as for a suspension: stop waits for the disk, start does not */
+
+    if (on) {
+        (void) ngx_http_agentgov_state_save(s, NGX_HTTP_AGENTGOV_SAVE_WAIT);
     }
 
     if (count) {
@@ -2146,8 +2351,33 @@ ngx_http_agentgov_store_state_failing(ngx_http_agentgov_store_t *s)
 
 /* --- agentgov_state: saving ----------------------------------------------- */
 
-static void
-ngx_http_agentgov_state_save(ngx_http_agentgov_store_t *s)
+/*
+ * Whether the file lacks changes of the zone (under the lock). A path other
+ * than the one last written counts too, but only that of the configuration
+ * loaded last: the workers of the one before, still finishing after a
+ * reload, would write theirs back, then the new workers theirs, and so on.
+ */
+
+static ngx_uint_t
+ngx_http_agentgov_state_pending(ngx_http_agentgov_store_t *s)
+{
+    return s->sh->gen != s->sh->saved_gen
+           || (s->sh->saved_path != s->state_hash
+               && s->sh->conf_path == s->state_hash);
+}
+
+
+/*
+ * Write the zone's state if the file lacks some of it. With wait, the
+ * caller's change is on disk (or the failure logged) when this returns:
+ * under FILE.lock, the holder before us either wrote it or left it to us.
+ * Without wait, nothing is written within NGX_HTTP_AGENTGOV_SAVE_DELAY of
+ * the last write, and a writer that holds the lock is left alone: the next
+ * tick of the save timer comes back. NGX_ERROR if a write failed.
+ */
+
+static ngx_int_t
+ngx_http_agentgov_state_save(ngx_http_agentgov_store_t *s, ngx_uint_t wait)
 {
     u_char     *snap, *text;
     size_t      size, len;
@@ -2155,104 +2385,175 @@ ngx_http_agentgov_state_save(ngx_http_agentgov_store_t *s)
     ngx_fd_t    fd;
     ngx_int_t   rc;
     ngx_str_t  *file;
-    ngx_uint_t  round, again;
-    u_char      name[NGX_MAX_PATH];
+    ngx_uint_t  pending;
 
     file = &s->amcf->state_file;
 
     if (file->len == 0) {
-        return;
+        return NGX_OK;
     }
 
-    ngx_sprintf(name, "%V.lock%Z", file);
+    ngx_shmtx_lock(&s->shpool->mutex);
 
-    for (round = 0; round < NGX_HTTP_AGENTGOV_SAVE_ROUNDS; round++) {
+    pending = ngx_http_agentgov_state_pending(s);
 
-        fd = open((char *) name, O_RDONLY|O_CREAT|O_CLOEXEC, 0600);
-        if (fd == -1) {
-            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
-                          "agentgov_state: open(\"%s\") failed (the "
-                          "directory must be writable by the workers)", name);
-            rc = NGX_ERROR;
-            goto failed;
-        }
+    if (!wait
+        && (ngx_msec_int_t) (ngx_current_msec - s->sh->saved_at)
+           < NGX_HTTP_AGENTGOV_SAVE_DELAY)
+    {
+        pending = 0;
+    }
 
-        if (flock(fd, LOCK_EX|LOCK_NB) == -1) {
-            if (ngx_errno != EWOULDBLOCK) {
-                ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
-                              "agentgov_state: flock(\"%s\") failed", name);
-            }
+    ngx_shmtx_unlock(&s->shpool->mutex);
 
-            /* its holder writes again when it sees our change */
-            (void) close(fd);
-            return;
-        }
+    if (!pending) {
+        return NGX_OK;
+    }
 
-        snap = ngx_http_agentgov_snapshot(s, &gen, &size);
+    fd = ngx_http_agentgov_state_lock(file, wait);
 
-        if (snap == NULL) {
-            (void) close(fd);
-            return;
-        }
+    if (fd == NGX_INVALID_FILE) {
+        rc = NGX_ERROR;
+        goto failed;
+    }
 
-        text = ngx_http_agentgov_state_encode(snap, size, &len);
-        ngx_free(snap);
+    if (fd == NGX_AGAIN) {
+        return NGX_OK;
+    }
 
-        if (text == NULL) {
-            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                          "agentgov_state \"%V\": cannot encode the state",
-                          file);
-            rc = NGX_ERROR;
+    /* NULL if the holder before us saved everything */
 
-        } else {
-            rc = ngx_http_agentgov_state_write(file, text, len,
-                                               ngx_cycle->log);
-            ngx_free(text);
-        }
+    snap = ngx_http_agentgov_snapshot(s, &gen, &size);
 
-        ngx_shmtx_lock(&s->shpool->mutex);
-
-        if (rc == NGX_OK) {
-            if (gen > s->sh->saved_gen
-                || s->sh->saved_path != s->state_hash)
-            {
-                s->sh->saved_gen = gen;
-                s->sh->saved_path = s->state_hash;
-            }
-
-            s->sh->save_failed = 0;
-
-        } else {
-            s->sh->save_failed = 1;
-        }
-
-        ngx_shmtx_unlock(&s->shpool->mutex);
-
+    if (snap == NULL) {
         (void) close(fd);
 
-        if (rc != NGX_OK) {
-            return;
-        }
-
-        /* a change made while we held the lock was left to us */
-
         ngx_shmtx_lock(&s->shpool->mutex);
-        again = (s->sh->gen != s->sh->saved_gen
-                 || s->sh->saved_path != s->state_hash);
+        rc = s->sh->save_failed ? NGX_ERROR : NGX_OK;
         ngx_shmtx_unlock(&s->shpool->mutex);
 
-        if (!again) {
-            return;
-        }
+        return rc;
     }
 
-    return;
+    text = ngx_http_agentgov_state_encode(snap, size, &len);
+    ngx_free(snap);
+
+    if (text == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "agentgov_state \"%V\": cannot encode the state",
+                      file);
+        rc = NGX_ERROR;
+
+    } else {
+        rc = ngx_http_agentgov_state_write(file, text, len, ngx_cycle->log);
+        ngx_free(text);
+    }
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    if (rc == NGX_OK) {
+        if (gen > s->sh->saved_gen || s->sh->saved_path != s->state_hash) {
+            s->sh->saved_gen = gen;
+            s->sh->saved_path = s->state_hash;
+        }
+
+        s->sh->saved_at = ngx_current_msec;
+        s->sh->save_failed = 0;
+
+    } else {
+        s->sh->save_failed = 1;
+    }
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    (void) close(fd);
+
+    return rc;
 
 failed:
 
     ngx_shmtx_lock(&s->shpool->mutex);
     s->sh->save_failed = 1;
     ngx_shmtx_unlock(&s->shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * FILE.lock, open and locked: NGX_INVALID_FILE on failure (logged), or
+ * NGX_AGAIN without wait when another process holds it.
+ */
+
+static ngx_fd_t
+ngx_http_agentgov_state_lock(ngx_str_t *file, ngx_uint_t wait)
+{
+    ngx_fd_t   fd;
+    ngx_err_t  err;
+    u_char     name[NGX_MAX_PATH];
+
+    ngx_sprintf(name, "%V.lock%Z", file);
+
+    fd = open((char *) name, O_RDONLY|O_CREAT|O_CLOEXEC, 0600);
+    if (fd == -1) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                      "agentgov_state: open(\"%s\") failed (the "
+                      "directory must be writable by the workers)", name);
+        return NGX_INVALID_FILE;
+    }
+
+    ngx_http_agentgov_state_chown(fd, name);
+
+    while (flock(fd, wait ? LOCK_EX : LOCK_EX|LOCK_NB) == -1) {
+        err = ngx_errno;
+
+        if (err == NGX_EINTR) {
+            continue;
+        }
+
+        (void) close(fd);
+
+        if (!wait && err == EWOULDBLOCK) {
+            return NGX_AGAIN;
+        }
+
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, err,
+                      "agentgov_state: flock(\"%s\") failed", name);
+        return NGX_INVALID_FILE;
+    }
+
+    return fd;
+}
+
+
+/*
+ * The master writes too, at a reload that changes the zone's size: as
+ * root, what it creates (FILE.lock, FILE.tmp then FILE) goes to the worker
+ * processes' user, who must open FILE.lock and replace FILE afterwards.
+ */
+
+static void
+ngx_http_agentgov_state_chown(ngx_fd_t fd, u_char *name)
+{
+    ngx_core_conf_t  *ccf;
+
+    if (geteuid() != 0) {
+        return;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
+                                           ngx_core_module);
+
+    if (ccf == NULL || ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT
+        || ccf->user == 0)
+    {
+        return;
+    }
+
+    if (fchown(fd, ccf->user, ccf->group) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                      "agentgov_state: fchown(\"%s\") failed", name);
+    }
 }
 
 
@@ -2278,7 +2579,7 @@ ngx_http_agentgov_snapshot(ngx_http_agentgov_store_t *s, uint64_t *gen,
 
     ngx_shmtx_lock(&s->shpool->mutex);
 
-    if (sh->gen == sh->saved_gen && sh->saved_path == s->state_hash) {
+    if (!ngx_http_agentgov_state_pending(s)) {
         goto done;
     }
 
@@ -2602,6 +2903,8 @@ ngx_http_agentgov_state_write(ngx_str_t *file, u_char *text, size_t len,
                       "agentgov_state: fchmod(\"%s\") failed", tmp);
         goto failed;
     }
+
+    ngx_http_agentgov_state_chown(fd, tmp);
 
     p = text;
 
