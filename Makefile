@@ -88,7 +88,7 @@ $(MODULE): $(BUILD)/nginx/Makefile $(CORE_SRC) $(CORE_HDR) $(HTTP_SRC) $(HTTP_HD
 
 # --- tests ---------------------------------------------------------------------------
 
-$(BUILD)/unit/%: t/unit/%.c $(BUILD)/libagentgov.a $(CORE_HDR) t/unit/unit.h | deps-test
+$(BUILD)/unit/%: t/unit/%.c $(BUILD)/libagentgov.a $(CORE_HDR) $(wildcard t/unit/*.h) | deps-test
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_AG) -It/unit -o $@ $< $(BUILD)/libagentgov.a $(LIBS_AG) -lcmocka
 

@@ -10,44 +10,10 @@
 #include <unistd.h>
 
 #include "unit.h"
+#include "unit_policy.h"
 #include "ag_json.h"
 #include "ag_match.h"
 #include "ag_policy.h"
-
-
-static char *
-q(const char *s)
-{
-    char    *d;
-    size_t   i;
-
-    d = strdup(s);
-    if (d == NULL) {
-        fail_msg("out of memory");
-    }
-    for (i = 0; d[i] != '\0'; i++) {
-        if (d[i] == '\'') {
-            d[i] = '"';
-        }
-    }
-    return d;
-}
-
-
-static ag_policy_t *
-load(const char *text)
-{
-    char          err[512];
-    char         *t = q(text);
-    ag_policy_t  *p;
-
-    p = ag_policy_load(t, strlen(t), err, sizeof(err));
-    free(t);
-    if (p == NULL) {
-        fail_msg("policy refused: %s", err);
-    }
-    return p;
-}
 
 
 static void
