@@ -9,7 +9,7 @@
 #
 # A target is t/fuzz/fuzz_NAME.c with its seeds in t/fuzz/corpus/NAME/ and an
 # optional dictionary t/fuzz/NAME.dict. Runs write new inputs under
-# $(BUILD)/fuzz/work/NAME (the seed directory is only read) and crashes under
+# $(BUILD)/fuzz/runs/NAME (the seed directory is only read) and crashes under
 # $(BUILD)/fuzz/artifacts/NAME.
 #
 # FUZZ_REPLAY_BIN are gcc builds of each target with t/fuzz/replay.c: one
@@ -109,7 +109,7 @@ fuzz-build: $(FUZZ_BIN)
 fuzz: $(patsubst %,$(FUZZ_DIR)/clang/fuzz_%,$(FUZZ_RUN))
 	@failed=""; \
 	for t in $(FUZZ_RUN); do \
-	    mkdir -p $(FUZZ_DIR)/work/$$t $(FUZZ_DIR)/artifacts/$$t; \
+	    mkdir -p $(FUZZ_DIR)/runs/$$t $(FUZZ_DIR)/artifacts/$$t; \
 	    dict=""; [ -f t/fuzz/$$t.dict ] && dict="-dict=t/fuzz/$$t.dict"; \
 	    case $$t in $(FUZZ_MAXLEN_CASE) *$(ag_rp) maxlen=4096; opts="";; esac; \
 	    echo "fuzz: $$t for $(FUZZ_SECONDS)s (-max_len=$$maxlen $$dict $$opts)"; \
@@ -119,7 +119,7 @@ fuzz: $(patsubst %,$(FUZZ_DIR)/clang/fuzz_%,$(FUZZ_RUN))
 	        -max_len=$$maxlen $$dict $$opts -timeout=10 -rss_limit_mb=2048 \
 	        -print_final_stats=1 \
 	        -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t/ \
-	        $(FUZZ_DIR)/work/$$t t/fuzz/corpus/$$t \
+	        $(FUZZ_DIR)/runs/$$t t/fuzz/corpus/$$t \
 	        > $(FUZZ_DIR)/$$t.log 2>&1; \
 	    rc=$$?; \
 	    grep -E '^(Done|stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb))|(INITED|DONE) +cov:' \
