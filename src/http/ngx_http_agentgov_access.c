@@ -31,7 +31,6 @@ static ngx_int_t ngx_http_agentgov_pass(ngx_http_request_t *r,
 static ngx_int_t ngx_http_agentgov_stop(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_loc_conf_t *alcf,
     ngx_http_agentgov_refusal_t *ref);
-static void ngx_http_agentgov_json_cleanup(void *data);
 
 
 #define ngx_http_agentgov_set_refusal(ref, st, c, d, msg)                     \
@@ -686,9 +685,3 @@ ngx_http_agentgov_subrequest_handler(ngx_http_request_t *r)
     return ngx_http_agentgov_refuse(r, ctx, &ref);
 }
 
-
-static void
-ngx_http_agentgov_json_cleanup(void *data)
-{
-    json_decref(data);
-}

@@ -109,7 +109,6 @@ static void ngx_http_agentgov_api_who(ngx_http_agentgov_api_t *api,
 static const char *ngx_http_agentgov_api_issuer(ngx_http_agentgov_api_t *api);
 static json_t *ngx_http_agentgov_api_json(ngx_http_request_t *r,
     json_t *json);
-static void ngx_http_agentgov_api_json_cleanup(void *data);
 
 
 static ngx_str_t  ngx_http_agentgov_api_json_type =
@@ -1820,15 +1819,9 @@ ngx_http_agentgov_api_json(ngx_http_request_t *r, json_t *json)
         return NULL;
     }
 
-    cln->handler = ngx_http_agentgov_api_json_cleanup;
+    cln->handler = ngx_http_agentgov_json_cleanup;
     cln->data = json;
 
     return json;
 }
 
-
-static void
-ngx_http_agentgov_api_json_cleanup(void *data)
-{
-    json_decref(data);
-}

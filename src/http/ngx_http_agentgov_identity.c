@@ -29,7 +29,6 @@ static ngx_int_t ngx_http_agentgov_identify_cert(ngx_http_request_t *r,
 static ngx_int_t ngx_http_agentgov_refusal_text(ngx_http_request_t *r,
     ngx_http_agentgov_refusal_t *ref, ngx_uint_t status, const char *code,
     const char *prefix, const char *detail);
-static void ngx_http_agentgov_claims_cleanup(void *data);
 
 
 /*
@@ -220,7 +219,7 @@ ngx_http_agentgov_identify_jwt(ngx_http_request_t *r,
         }
     }
 
-    cln->handler = ngx_http_agentgov_claims_cleanup;
+    cln->handler = ngx_http_agentgov_json_cleanup;
     cln->data = ctx->claims;
 
     return NGX_OK;
@@ -306,12 +305,6 @@ ngx_http_agentgov_refusal_text(ngx_http_request_t *r,
     return NGX_DECLINED;
 }
 
-
-static void
-ngx_http_agentgov_claims_cleanup(void *data)
-{
-    json_decref(data);
-}
 
 
 ngx_int_t

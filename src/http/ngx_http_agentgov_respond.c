@@ -228,3 +228,12 @@ ngx_http_agentgov_remove_own_headers(ngx_http_request_t *r)
 
     return NGX_OK;
 }
+
+
+/* A pool cleanup for jansson values the request (or the cycle) owns. */
+
+void
+ngx_http_agentgov_json_cleanup(void *data)
+{
+    json_decref(data);
+}

@@ -28,7 +28,6 @@ static ngx_int_t ngx_http_agentgov_task_refusal(ngx_http_agentgov_refusal_t *ref
 static ag_task_token_status_t ngx_http_agentgov_task_token(
     ngx_http_request_t *r, ngx_table_elt_t *h, ngx_http_agentgov_ctx_t *ctx,
     ag_task_t *claimed);
-static void ngx_http_agentgov_task_claims_cleanup(void *data);
 
 
 ngx_int_t
@@ -100,7 +99,7 @@ ngx_http_agentgov_task_check(ngx_http_request_t *r,
                                               "of this gateway");
     }
 
-    cln->handler = ngx_http_agentgov_task_claims_cleanup;
+    cln->handler = ngx_http_agentgov_json_cleanup;
     cln->data = ctx->task_claims;
 
     /* bound to the agent, and under mTLS to its certificate (RFC 8705) */
@@ -350,9 +349,3 @@ ngx_http_agentgov_task_refusal(ngx_http_agentgov_refusal_t *ref,
     return NGX_DECLINED;
 }
 
-
-static void
-ngx_http_agentgov_task_claims_cleanup(void *data)
-{
-    json_decref(data);
-}
