@@ -128,6 +128,8 @@ ngx_table_elt_t *ngx_http_agentgov_find_header(ngx_http_request_t *r,
     const char *name, size_t len, ngx_uint_t *count);
 ngx_int_t ngx_http_agentgov_remove_own_headers(ngx_http_request_t *r);
 void ngx_http_agentgov_json_cleanup(void *data);
+ngx_int_t ngx_http_agentgov_refusal(ngx_http_agentgov_refusal_t *ref,
+    ngx_uint_t status, const char *code, const char *message);
 
 /* ngx_http_agentgov_zone.c: the agentgov_zone and agentgov_state directives */
 char *ngx_http_agentgov_zone_conf(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -33,11 +33,6 @@ static ngx_int_t ngx_http_agentgov_stop(ngx_http_request_t *r,
     ngx_http_agentgov_refusal_t *ref);
 
 
-#define ngx_http_agentgov_set_refusal(ref, st, c, d, msg)                     \
-    (ref)->status = st; (ref)->code = c; (ref)->decision = d;                 \
-    (ref)->retry_after = 0; ngx_str_set(&(ref)->message, msg)
-
-
 ngx_http_agentgov_ctx_t *
 ngx_http_agentgov_get_ctx(ngx_http_request_t *r)
 {
@@ -164,10 +159,10 @@ ngx_http_agentgov_start(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     }
 
     if (r->headers_in.content_length_n > (off_t) alcf->body_max) {
-        ngx_http_agentgov_set_refusal(&ref, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                      "body_too_large", "deny",
-                                      "request body is larger than "
-                                      "agentgov_body_max");
+        (void) ngx_http_agentgov_refusal(&ref,
+                                         NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                         "body_too_large", "request body is "
+                                         "larger than agentgov_body_max");
         return ngx_http_agentgov_stop(r, ctx, alcf, &ref);
     }
 
@@ -283,8 +278,8 @@ ngx_http_agentgov_decide(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
 
     case AG_HOLD:
         /* until approvals exist a held call cannot pass: fail closed */
-        ngx_http_agentgov_set_refusal(&ref, NGX_HTTP_FORBIDDEN, "denied",
-                                      "deny", "approval required");
+        (void) ngx_http_agentgov_refusal(&ref, NGX_HTTP_FORBIDDEN, "denied",
+                                         "approval required");
         return ngx_http_agentgov_stop(r, ctx, alcf, &ref);
 
     default:
@@ -382,10 +377,9 @@ ngx_http_agentgov_resolve_tool(ngx_http_request_t *r,
     }
 
     if (ctx->tool == NULL) {
-        ngx_http_agentgov_set_refusal(ref, NGX_HTTP_FORBIDDEN, "denied",
-                                      "deny", "no tool of the policy serves "
-                                      "this host");
-        return NGX_DECLINED;
+        return ngx_http_agentgov_refusal(ref, NGX_HTTP_FORBIDDEN, "denied",
+                                         "no tool of the policy serves this "
+                                         "host");
     }
 
     return NGX_OK;
@@ -496,10 +490,9 @@ ngx_http_agentgov_set_path(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
 
 ambiguous:
 
-    ngx_http_agentgov_set_refusal(ref, NGX_HTTP_BAD_REQUEST, "bad_request",
-                                  "deny", "ambiguous path: %2F, %5C, \\, "
-                                  "%00 and ; are refused");
-    return NGX_DECLINED;
+    return ngx_http_agentgov_refusal(ref, NGX_HTTP_BAD_REQUEST, "bad_request",
+                                     "ambiguous path: %2F, %5C, \\, %00 and ; "
+                                     "are refused");
 }
 
 
@@ -532,11 +525,10 @@ ngx_http_agentgov_read_body(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     }
 
     if (total > (off_t) max) {
-        ngx_http_agentgov_set_refusal(ref, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                      "body_too_large", "deny",
-                                      "request body is larger than "
-                                      "agentgov_body_max");
-        return NGX_DECLINED;
+        return ngx_http_agentgov_refusal(ref,
+                                         NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                         "body_too_large", "request body is "
+                                         "larger than agentgov_body_max");
     }
 
     if (total == 0) {
@@ -677,9 +669,9 @@ ngx_http_agentgov_subrequest_handler(ngx_http_request_t *r)
                   "agentgov: subrequest \"%V\" into a governed location "
                   "refused", &r->uri);
 
-    ngx_http_agentgov_set_refusal(&ref, NGX_HTTP_FORBIDDEN, "denied", "deny",
-                                  "subrequests into a governed location are "
-                                  "refused");
+    (void) ngx_http_agentgov_refusal(&ref, NGX_HTTP_FORBIDDEN, "denied",
+                                     "subrequests into a governed location "
+                                     "are refused");
     ctx->decided = 1;
 
     return ngx_http_agentgov_refuse(r, ctx, &ref);

@@ -111,6 +111,23 @@ failed:
 }
 
 
+/* Fill a refusal with a fixed message; NGX_DECLINED, for callers to return. */
+
+ngx_int_t
+ngx_http_agentgov_refusal(ngx_http_agentgov_refusal_t *ref, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    ref->status = status;
+    ref->code = code;
+    ref->decision = "deny";
+    ref->message.data = (u_char *) message;
+    ref->message.len = ngx_strlen(message);
+    ref->retry_after = 0;
+
+    return NGX_DECLINED;
+}
+
+
 ngx_table_elt_t *
 ngx_http_agentgov_find_header(ngx_http_request_t *r, const char *name,
     size_t len, ngx_uint_t *count)

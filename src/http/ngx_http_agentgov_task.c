@@ -23,8 +23,6 @@
 static ag_tokcache_t  *ngx_http_agentgov_taskcache;
 
 
-static ngx_int_t ngx_http_agentgov_task_refusal(ngx_http_agentgov_refusal_t *ref,
-    ngx_uint_t status, const char *code, const char *message);
 static ag_task_token_status_t ngx_http_agentgov_task_token(
     ngx_http_request_t *r, ngx_table_elt_t *h, ngx_http_agentgov_ctx_t *ctx,
     ag_task_t *claimed);
@@ -54,9 +52,9 @@ ngx_http_agentgov_task_check(ngx_http_request_t *r,
     rc = ngx_http_agentgov_store_agent_check(store, agent);
 
     if (rc == NGX_AGENTGOV_STORE_SUSPENDED) {
-        return ngx_http_agentgov_task_refusal(ref, NGX_HTTP_FORBIDDEN,
-                                              "agent_suspended",
-                                              "the agent is suspended");
+        return ngx_http_agentgov_refusal(ref, NGX_HTTP_FORBIDDEN,
+                                         "agent_suspended",
+                                         "the agent is suspended");
     }
 
     if (rc != NGX_AGENTGOV_STORE_OK) {
@@ -66,17 +64,17 @@ ngx_http_agentgov_task_check(ngx_http_request_t *r,
     h = ngx_http_agentgov_find_header(r, "Agent-Task", sizeof("Agent-Task") - 1,
                                       &n);
     if (n > 1) {
-        return ngx_http_agentgov_task_refusal(ref, NGX_HTTP_BAD_REQUEST,
-                                              "bad_request",
-                                              "more than one Agent-Task "
-                                              "header");
+        return ngx_http_agentgov_refusal(ref, NGX_HTTP_BAD_REQUEST,
+                                         "bad_request",
+                                         "more than one Agent-Task "
+                                         "header");
     }
 
     if (h == NULL) {
-        return ngx_http_agentgov_task_refusal(ref, NGX_HTTP_UNAUTHORIZED,
-                                              "no_task", "no task: declare "
-                                              "one at /agentgov/v1/tasks and "
-                                              "send its token in Agent-Task");
+        return ngx_http_agentgov_refusal(ref, NGX_HTTP_UNAUTHORIZED,
+                                         "no_task", "no task: declare "
+                                         "one at /agentgov/v1/tasks and "
+                                         "send its token in Agent-Task");
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
@@ -87,16 +85,16 @@ ngx_http_agentgov_task_check(ngx_http_request_t *r,
     st = ngx_http_agentgov_task_token(r, h, ctx, &claimed);
 
     if (st == AG_TASK_TOKEN_EXPIRED) {
-        return ngx_http_agentgov_task_refusal(ref, NGX_HTTP_UNAUTHORIZED,
-                                              "task_expired",
-                                              "the task has expired");
+        return ngx_http_agentgov_refusal(ref, NGX_HTTP_UNAUTHORIZED,
+                                         "task_expired",
+                                         "the task has expired");
     }
 
     if (st != AG_TASK_TOKEN_OK) {
-        return ngx_http_agentgov_task_refusal(ref, NGX_HTTP_UNAUTHORIZED,
-                                              "no_task",
-                                              "Agent-Task is not a task token "
-                                              "of this gateway");
+        return ngx_http_agentgov_refusal(ref, NGX_HTTP_UNAUTHORIZED,
+                                         "no_task",
+                                         "Agent-Task is not a task token "
+                                         "of this gateway");
     }
 
     cln->handler = ngx_http_agentgov_json_cleanup;
@@ -111,10 +109,10 @@ ngx_http_agentgov_task_check(ngx_http_request_t *r,
         || claimed.cnf.len != len
         || (len && ngx_strncmp(claimed.cnf.p, ctx->cnf, len) != 0))
     {
-        return ngx_http_agentgov_task_refusal(ref, NGX_HTTP_UNAUTHORIZED,
-                                              "no_task",
-                                              "the task token belongs to "
-                                              "another identity");
+        return ngx_http_agentgov_refusal(ref, NGX_HTTP_UNAUTHORIZED,
+                                         "no_task",
+                                         "the task token belongs to "
+                                         "another identity");
     }
 
     /* live, right now, on every worker */
@@ -130,9 +128,9 @@ ngx_http_agentgov_task_check(ngx_http_request_t *r,
                                           ngx_time());
 
     if (rc == NGX_AGENTGOV_STORE_NOT_FOUND) {
-        return ngx_http_agentgov_task_refusal(ref, NGX_HTTP_UNAUTHORIZED,
-                                              "task_revoked",
-                                              "the task is no longer live");
+        return ngx_http_agentgov_refusal(ref, NGX_HTTP_UNAUTHORIZED,
+                                         "task_revoked",
+                                         "the task is no longer live");
     }
 
     if (rc != NGX_AGENTGOV_STORE_OK) {
@@ -145,19 +143,19 @@ ngx_http_agentgov_task_check(ngx_http_request_t *r,
         break;
 
     case AG_TASK_EXPIRED:
-        return ngx_http_agentgov_task_refusal(ref, NGX_HTTP_UNAUTHORIZED,
-                                              "task_expired",
-                                              "the task has expired");
+        return ngx_http_agentgov_refusal(ref, NGX_HTTP_UNAUTHORIZED,
+                                         "task_expired",
+                                         "the task has expired");
 
     case AG_TASK_ENDED:
-        return ngx_http_agentgov_task_refusal(ref, NGX_HTTP_UNAUTHORIZED,
-                                              "task_revoked",
-                                              "the task has ended");
+        return ngx_http_agentgov_refusal(ref, NGX_HTTP_UNAUTHORIZED,
+                                         "task_revoked",
+                                         "the task has ended");
 
     default:
-        return ngx_http_agentgov_task_refusal(ref, NGX_HTTP_UNAUTHORIZED,
-                                              "task_revoked",
-                                              "the task was revoked");
+        return ngx_http_agentgov_refusal(ref, NGX_HTTP_UNAUTHORIZED,
+                                         "task_revoked",
+                                         "the task was revoked");
     }
 
     ctx->has_task = 1;
@@ -176,9 +174,9 @@ ngx_http_agentgov_task_scope(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    return ngx_http_agentgov_task_refusal(ref, NGX_HTTP_FORBIDDEN,
-                                          "out_of_scope",
-                                          "the tool is not in the task");
+    return ngx_http_agentgov_refusal(ref, NGX_HTTP_FORBIDDEN,
+                                     "out_of_scope",
+                                     "the tool is not in the task");
 }
 
 
@@ -201,9 +199,9 @@ ngx_http_agentgov_task_spend(ngx_http_request_t *r,
 
     if (intent == NULL) {
         /* the intent left the policy since the task was declared */
-        return ngx_http_agentgov_task_refusal(ref, NGX_HTTP_FORBIDDEN,
-                                              "denied", "the task's intent "
-                                              "is no longer in the policy");
+        return ngx_http_agentgov_refusal(ref, NGX_HTTP_FORBIDDEN,
+                                         "denied", "the task's intent "
+                                         "is no longer in the policy");
     }
 
     if (intent->budget_calls == 0 && intent->budget_rate_n == 0) {
@@ -224,17 +222,17 @@ ngx_http_agentgov_task_spend(ngx_http_request_t *r,
         return NGX_OK;
 
     case NGX_AGENTGOV_STORE_EXHAUSTED:
-        ngx_http_agentgov_task_refusal(ref, NGX_HTTP_TOO_MANY_REQUESTS,
-                                       "budget_exceeded",
-                                       "the task's budget is spent");
+        (void) ngx_http_agentgov_refusal(ref, NGX_HTTP_TOO_MANY_REQUESTS,
+                                         "budget_exceeded",
+                                         "the task's budget is spent");
         ref->retry_after = retry > 0 ? retry : 1;
         return NGX_DECLINED;
 
     case NGX_AGENTGOV_STORE_NOT_LIVE:
     case NGX_AGENTGOV_STORE_NOT_FOUND:
-        return ngx_http_agentgov_task_refusal(ref, NGX_HTTP_UNAUTHORIZED,
-                                              "task_revoked",
-                                              "the task is no longer live");
+        return ngx_http_agentgov_refusal(ref, NGX_HTTP_UNAUTHORIZED,
+                                         "task_revoked",
+                                         "the task is no longer live");
 
     default:
         return NGX_ERROR;
@@ -334,18 +332,4 @@ ngx_http_agentgov_task_exit_process(ngx_cycle_t *cycle)
     ngx_http_agentgov_taskcache = NULL;
 }
 
-
-static ngx_int_t
-ngx_http_agentgov_task_refusal(ngx_http_agentgov_refusal_t *ref,
-    ngx_uint_t status, const char *code, const char *message)
-{
-    ref->status = status;
-    ref->code = code;
-    ref->decision = "deny";
-    ref->message.data = (u_char *) message;
-    ref->message.len = ngx_strlen(message);
-    ref->retry_after = 0;
-
-    return NGX_DECLINED;
-}
 
