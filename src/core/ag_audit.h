@@ -225,6 +225,10 @@ typedef struct {
                                          0: none */
 } ag_audit_filter_t;
 
+/* Whether a record line (without '\n') matches f; since_us is not checked. */
+int ag_audit_filter_match(const ag_audit_filter_t *f, const char *line,
+    size_t len);
+
 /*
  * Records of fd that match, newest first, from the byte offset `before`
  * backwards (-1: the end of the file), reading at most max_bytes. handler is
