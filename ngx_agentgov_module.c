@@ -83,6 +83,13 @@ static ngx_command_t  ngx_http_agentgov_commands[] = {
       0,
       NULL },
 
+    { ngx_string("agentgov_audit_log"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_agentgov_audit_log_conf,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("agentgov_state"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_agentgov_state_conf,
@@ -143,7 +150,7 @@ ngx_module_t  ngx_http_agentgov_module = {
     ngx_http_agentgov_commands,            /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_agentgov_audit_init_module,   /* init module */
     ngx_http_agentgov_init_process,        /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -159,7 +166,8 @@ static ngx_int_t
 ngx_http_agentgov_init_process(ngx_cycle_t *cycle)
 {
     if (ngx_http_agentgov_identity_init_process(cycle) != NGX_OK
-        || ngx_http_agentgov_store_init_process(cycle) != NGX_OK)
+        || ngx_http_agentgov_store_init_process(cycle) != NGX_OK
+        || ngx_http_agentgov_audit_init_process(cycle) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -171,6 +179,7 @@ ngx_http_agentgov_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_agentgov_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_agentgov_audit_exit_process(cycle);
     ngx_http_agentgov_identity_exit_process(cycle);
     ngx_http_agentgov_task_exit_process(cycle);
     ngx_http_agentgov_store_exit_process(cycle);
@@ -210,6 +219,13 @@ ngx_http_agentgov_postconfiguration(ngx_conf_t *cf)
     }
 
     *h = ngx_http_agentgov_subrequest_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_agentgov_audit_log_handler;
 
     return NGX_OK;
 }
@@ -256,6 +272,10 @@ ngx_http_agentgov_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (amcf->governed == NGX_CONF_UNSET) {
         amcf->governed = 0;
+    }
+
+    if (ngx_http_agentgov_audit_check_conf(cf, amcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
     }
 
     return ngx_http_agentgov_zone_check_conf(cf, conf);
@@ -557,7 +577,10 @@ ngx_http_agentgov_signing_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (ag_task_key_derive(key, amcf->task_key, err, sizeof(err)) != 0) {
+    if (ag_task_key_derive(key, amcf->task_key, err, sizeof(err)) != 0
+        || ag_key_thumbprint(key, amcf->signing_kid, sizeof(amcf->signing_kid))
+           != 0)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "agentgov_signing_key \"%V\": %s", &name, err);
         return NGX_CONF_ERROR;

@@ -477,6 +477,7 @@ ag_audit_body(const ag_audit_rec_t *rec, ag_buf_t *out)
     ag_member("decision", rec->decision);
     ag_member("rule", rec->rule);
     ag_member("reason", rec->reason);
+    ag_member("error", rec->error);
 
 #undef ag_member
 
@@ -855,7 +856,7 @@ ag_line_start(int fd, char *buf, off_t e, off_t *s)
 int
 ag_audit_tail(int fd, ag_audit_tail_t *t, char *err, size_t errlen)
 {
-    int               terminated;
+    int               terminated, last_nl;
     char             *buf, e[128];
     off_t             size, end, s, le;
     ag_audit_line_t   l;
@@ -893,6 +894,7 @@ ag_audit_tail(int fd, ag_audit_tail_t *t, char *err, size_t errlen)
     }
 
     terminated = (buf[0] == '\n');
+    last_nl = terminated;
     le = terminated ? size - 1 : size;
     end = 0;
 
@@ -930,8 +932,13 @@ ag_audit_tail(int fd, ag_audit_tail_t *t, char *err, size_t errlen)
     if (end < size) {
         t->partial_offset = end;
         t->partial_len = size - end;
+        t->partial_newline = !last_nl;
 
-        if (ag_file_sha256(fd, end, size - end, t->partial_sha256) != 0) {
+        if (last_nl) {
+            t->partial_len--;
+        }
+
+        if (ag_file_sha256(fd, end, t->partial_len, t->partial_sha256) != 0) {
             ag_errf(err, errlen, "cannot read the audit file: %s",
                     strerror(errno));
             return -1;

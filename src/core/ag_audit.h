@@ -73,7 +73,7 @@ int ag_audit_hmac(const ag_audit_key_t *k, const void *data, size_t len,
  * nothing is written for status 0 or latency_us < 0. `extra`, when set, is
  * members already in JSON ("\"policy\":{...}") placed after the others.
  */
-typedef struct {
+typedef struct ag_audit_rec_s {
     const char        *event;     /* call result task approval agent policy
                                      tool checkpoint restart */
     ag_str_t           request_id;
@@ -94,6 +94,7 @@ typedef struct {
     ag_str_t           decision;
     ag_str_t           rule;
     ag_str_t           reason;
+    ag_str_t           error;     /* a refusal's code (SPEC section 9) */
     const char *const *tags;
     size_t             ntags;
     const ag_str_t    *stripped;
@@ -149,9 +150,16 @@ typedef struct {
     uint64_t     seq;                 /* the last whole record's */
     char         hash[AG_AUDIT_HEX];
     off_t        size;                /* of the file when read */
-    /* bytes after the last whole record: a crash cut the last line */
+    /*
+     * Bytes after the last whole record's '\n' that are not whole records
+     * (a crash cut the last line short): [partial_offset, + partial_len),
+     * not counting a '\n' that ends them; partial_newline when the file
+     * does not end with '\n', so the writer must add one before the
+     * restart record. The restart record names these bytes exactly.
+     */
     off_t        partial_offset;
     off_t        partial_len;         /* 0: none */
+    int          partial_newline;
     char         partial_sha256[AG_AUDIT_HEX];
 } ag_audit_tail_t;
 

@@ -22,6 +22,15 @@
 #define NGX_HTTP_AGENTGOV_MONITOR  2
 
 
+/* agentgov_audit_log */
+typedef struct {
+    ngx_str_t            path;
+    ngx_open_file_t     *file;
+    struct ag_audit_key_s *key;
+    ngx_uint_t           fail_open;
+} ngx_http_agentgov_audit_conf_t;
+
+
 typedef struct {
     ngx_str_t            policy_file;
     ag_policy_t         *policy;
@@ -32,10 +41,13 @@ typedef struct {
     ngx_flag_t           governed;       /* some location has agentgov on */
 
     EVP_PKEY            *signing_key;    /* agentgov_signing_key */
+    char                 signing_kid[48];  /* its RFC 7638 thumbprint */
     unsigned char        task_key[32];   /* derived from it: task token MACs */
 
     ngx_shm_zone_t      *zone;           /* agentgov_zone */
     ngx_str_t            state_file;     /* agentgov_state */
+
+    ngx_http_agentgov_audit_conf_t *audit;   /* agentgov_audit_log */
 } ngx_http_agentgov_main_conf_t;
 
 
@@ -63,10 +75,17 @@ typedef struct {
     unsigned             body_read:1;
     unsigned             decided:1;
     unsigned             forward_proxy:1;
+    unsigned             passed:1;       /* the call goes on to its tool */
+    unsigned             audited:1;      /* its call record is written */
 
     ngx_int_t            rc;             /* the access handler's answer once decided */
 
     u_char               request_id[32];
+
+    int64_t              started_us;     /* monotonic: the first access */
+    int64_t              entered_us;     /* this pass of the handler */
+    int64_t              busy_us;        /* earlier passes */
+    u_char               args_sha256[64];  /* of the body, hex; or zeros */
 
     const ag_agent_t    *agent;
     const ag_tool_t     *tool;
@@ -143,6 +162,22 @@ char *ngx_http_agentgov_api_conf(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_agentgov_api_check(ngx_conf_t *cf);
 ngx_int_t ngx_http_agentgov_send_json(ngx_http_request_t *r,
     ngx_uint_t status, json_t *json);   /* does not take the reference */
+
+/* ngx_http_agentgov_audit.c */
+struct ag_audit_rec_s;
+char *ngx_http_agentgov_audit_log_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_agentgov_audit_check_conf(ngx_conf_t *cf,
+    ngx_http_agentgov_main_conf_t *amcf);
+ngx_int_t ngx_http_agentgov_audit_init_module(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_agentgov_audit_init_process(ngx_cycle_t *cycle);
+void ngx_http_agentgov_audit_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_agentgov_audit_call(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
+ngx_int_t ngx_http_agentgov_audit_log_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_agentgov_audit_event(ngx_http_request_t *r,
+    struct ag_audit_rec_s *rec);
+int64_t ngx_http_agentgov_monotonic_us(void);
 
 /* ngx_http_agentgov_variables.c */
 ngx_int_t ngx_http_agentgov_add_variables(ngx_conf_t *cf);

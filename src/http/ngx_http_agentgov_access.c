@@ -5,6 +5,7 @@
  * handler continues from what its context recorded.
  */
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "ngx_http_agentgov.h"
@@ -27,7 +28,9 @@ static ngx_int_t ngx_http_agentgov_read_body(ngx_http_request_t *r,
 static ngx_int_t ngx_http_agentgov_build_call(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx);
 static ngx_int_t ngx_http_agentgov_pass(ngx_http_request_t *r,
-    ngx_http_agentgov_ctx_t *ctx);
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
+static void ngx_http_agentgov_args_sha256(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_str_t *body);
 static ngx_int_t ngx_http_agentgov_stop(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_loc_conf_t *alcf,
     ngx_http_agentgov_refusal_t *ref);
@@ -56,6 +59,8 @@ ngx_http_agentgov_get_ctx(ngx_http_request_t *r)
 
     ngx_hex_dump(ctx->request_id, rnd, sizeof(rnd));
     ctx->rc = NGX_DONE;
+    ctx->started_us = ngx_http_agentgov_monotonic_us();
+    ctx->entered_us = ctx->started_us;
 
     ngx_http_set_ctx(r, ctx, ngx_http_agentgov_module);
 
@@ -84,6 +89,8 @@ ngx_http_agentgov_access_handler(ngx_http_request_t *r)
     if (ctx->decided) {
         return ctx->rc;
     }
+
+    ctx->entered_us = ngx_http_agentgov_monotonic_us();
 
     if (!ctx->started) {
         rc = ngx_http_agentgov_start(r, ctx, alcf);
@@ -174,6 +181,9 @@ ngx_http_agentgov_start(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
         return rc;
     }
 
+    /* the decision's time leaves out the wait for the body */
+    ctx->busy_us += ngx_http_agentgov_monotonic_us() - ctx->entered_us;
+
     ngx_http_finalize_request(r, NGX_DONE);
     return NGX_DONE;
 }
@@ -216,6 +226,10 @@ ngx_http_agentgov_decide(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
 
         if (rc != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (body.len && amcf->audit) {
+            ngx_http_agentgov_args_sha256(r, ctx, &body);
         }
 
         if (body.len && ctx->tool->reads_body) {
@@ -274,7 +288,7 @@ ngx_http_agentgov_decide(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        return ngx_http_agentgov_pass(r, ctx);
+        return ngx_http_agentgov_pass(r, ctx, NULL);
 
     case AG_HOLD:
         /* until approvals exist a held call cannot pass: fail closed */
@@ -294,13 +308,31 @@ ngx_http_agentgov_decide(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
 }
 
 
-/* The call is allowed: nothing of the gateway's own reaches the tool. */
+/*
+ * The call goes on to its tool (ref: the refusal monitor mode let pass, or
+ * NULL), once its record is in the audit log: nothing of the gateway's own
+ * reaches the tool.
+ */
 
 static ngx_int_t
-ngx_http_agentgov_pass(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx)
+ngx_http_agentgov_pass(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
+    ngx_http_agentgov_refusal_t *ref)
 {
+    ngx_http_agentgov_refusal_t  fail;
+
     if (ctx->decision_name.len == 0) {
         ngx_str_set(&ctx->decision_name, "allow");
+    }
+
+    if (ngx_http_agentgov_audit_call(r, ctx, ref) != NGX_OK) {
+        ctx->decided = 1;
+        ctx->rc = NGX_DONE;
+        ngx_str_set(&ctx->decision_name, "deny");
+
+        (void) ngx_http_agentgov_refusal(&fail, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "gateway_error", "the audit log "
+                                         "cannot be written");
+        return ngx_http_agentgov_refuse(r, ctx, &fail);
     }
 
     if (ngx_http_agentgov_remove_own_headers(r) != NGX_OK) {
@@ -308,6 +340,7 @@ ngx_http_agentgov_pass(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx)
     }
 
     ctx->decided = 1;
+    ctx->passed = 1;
     ctx->rc = NGX_OK;
 
     return NGX_OK;
@@ -316,13 +349,16 @@ ngx_http_agentgov_pass(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx)
 
 /*
  * A refusal. Under "agentgov monitor" it is recorded as would-be and the call
- * goes on; otherwise the JSON error of SPEC section 9 is the answer.
+ * goes on; otherwise it is recorded and the JSON error of SPEC section 9 is
+ * the answer (503 instead when the record cannot be written, fail=closed).
  */
 
 static ngx_int_t
 ngx_http_agentgov_stop(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     ngx_http_agentgov_loc_conf_t *alcf, ngx_http_agentgov_refusal_t *ref)
 {
+    ngx_http_agentgov_refusal_t  fail;
+
     if (ctx->rule.len == 0 && ctx->decision.rule) {
         ctx->rule.data = (u_char *) ctx->decision.rule->id;
         ctx->rule.len = ngx_strlen(ctx->rule.data);
@@ -340,13 +376,39 @@ ngx_http_agentgov_stop(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
                       "agentgov: monitor: would refuse with %s: %V",
                       ref->code, &ref->message);
 
-        return ngx_http_agentgov_pass(r, ctx);
+        return ngx_http_agentgov_pass(r, ctx, ref);
     }
 
     ctx->decided = 1;
     ctx->rc = NGX_DONE;
 
+    if (ngx_http_agentgov_audit_call(r, ctx, ref) != NGX_OK) {
+        (void) ngx_http_agentgov_refusal(&fail, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "gateway_error", "the audit log "
+                                         "cannot be written");
+        return ngx_http_agentgov_refuse(r, ctx, &fail);
+    }
+
     return ngx_http_agentgov_refuse(r, ctx, ref);
+}
+
+
+/* The SHA-256 of the body for the call's record (never the body itself). */
+
+static void
+ngx_http_agentgov_args_sha256(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_str_t *body)
+{
+    u_char        md[32];
+    unsigned int  n;
+
+    if (EVP_Digest(body->data, body->len, md, &n, EVP_sha256(), NULL) != 1) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "agentgov: SHA-256 of the body failed");
+        return;
+    }
+
+    ngx_hex_dump(ctx->args_sha256, md, sizeof(md));
 }
 
 
@@ -673,6 +735,9 @@ ngx_http_agentgov_subrequest_handler(ngx_http_request_t *r)
                                      "subrequests into a governed location "
                                      "are refused");
     ctx->decided = 1;
+
+    /* refused either way: the record cannot change the answer */
+    (void) ngx_http_agentgov_audit_call(r, ctx, &ref);
 
     return ngx_http_agentgov_refuse(r, ctx, &ref);
 }

@@ -14,6 +14,7 @@
 #include "ngx_http_agentgov.h"
 #include "ngx_http_agentgov_store.h"
 #include "ag_json.h"
+#include "ag_audit.h"
 
 
 #define NGX_HTTP_AGENTGOV_API_BODY_MAX    (64 * 1024)
@@ -102,6 +103,11 @@ static ngx_int_t ngx_http_agentgov_api_error(ngx_http_agentgov_api_t *api,
 static ngx_int_t ngx_http_agentgov_api_internal(ngx_http_agentgov_api_t *api,
     const char *what);
 
+static ngx_int_t ngx_http_agentgov_api_audit(ngx_http_agentgov_api_t *api,
+    const ag_task_t *t, const char *agent, const char *error,
+    ngx_str_t *reason);
+static ngx_int_t ngx_http_agentgov_api_unrecorded(
+    ngx_http_agentgov_api_t *api);
 static ag_str_t ngx_http_agentgov_api_agent(ngx_http_agentgov_api_t *api);
 static ag_str_t ngx_http_agentgov_api_cnf(ngx_http_agentgov_api_t *api);
 static void ngx_http_agentgov_api_who(ngx_http_agentgov_api_t *api,
@@ -795,6 +801,14 @@ ngx_http_agentgov_api_declare(ngx_http_agentgov_api_t *api)
                    "agentgov: task %*s declared by \"%s\"",
                    t.id.len, t.id.p, agent->name);
 
+    if (ngx_http_agentgov_api_audit(api, &t, NULL, NULL, NULL) != NGX_OK) {
+        /* no authority without its record (fail=closed) */
+        (void) ngx_http_agentgov_store_task_end(api->store, t.id,
+                                                AG_TASK_REVOKED, api->now,
+                                                NULL);
+        return ngx_http_agentgov_api_unrecorded(api);
+    }
+
     return ngx_http_agentgov_send_json(api->r, NGX_HTTP_CREATED, out);
 }
 
@@ -1176,6 +1190,11 @@ ngx_http_agentgov_api_end(ngx_http_agentgov_api_t *api)
                       t.agent.len, t.agent.p, &who, count);
     }
 
+    if (src == NGX_AGENTGOV_STORE_OK) {
+        /* authority taken away stays away, recorded or not */
+        (void) ngx_http_agentgov_api_audit(api, &t, NULL, NULL, NULL);
+    }
+
     return NGX_HTTP_NO_CONTENT;
 }
 
@@ -1188,7 +1207,7 @@ ngx_http_agentgov_api_renew(ngx_http_agentgov_api_t *api)
     char                          err[256], *tok;
     u_char                       *buf, *pbuf, exp[32];
     json_t                       *out, *ttl;
-    int64_t                       ttl_req, expires;
+    int64_t                       ttl_req, expires, old_expires;
     ag_str_t                      cnf;
     ngx_int_t                     rc;
     ag_task_t                     t, parent, *pp;
@@ -1289,6 +1308,7 @@ ngx_http_agentgov_api_renew(ngx_http_agentgov_api_t *api)
                                            "%s", e.message);
     }
 
+    old_expires = t.expires;
     t.expires = expires;
 
     if (ag_task_token_mint(api->amcf->task_key,
@@ -1340,6 +1360,12 @@ ngx_http_agentgov_api_renew(ngx_http_agentgov_api_t *api)
         return ngx_http_agentgov_api_store_error(api, src);
     }
 
+    if (ngx_http_agentgov_api_audit(api, &t, NULL, NULL, NULL) != NGX_OK) {
+        (void) ngx_http_agentgov_store_task_renew(api->store, t.id,
+                                                  old_expires, api->now);
+        return ngx_http_agentgov_api_unrecorded(api);
+    }
+
     return ngx_http_agentgov_send_json(api->r, NGX_HTTP_OK, out);
 }
 
@@ -1388,6 +1414,14 @@ ngx_http_agentgov_api_suspend(ngx_http_agentgov_api_t *api, ngx_uint_t on)
                   "agentgov: agent \"%s\" %s by \"%V\" (%ui tasks revoked)",
                   agent->name, on ? "suspended" : "resumed", &who, count);
 
+    if (ngx_http_agentgov_api_audit(api, NULL, agent->name, NULL, NULL)
+        != NGX_OK && !on)
+    {
+        (void) ngx_http_agentgov_store_agent_suspend(api->store, name, 1,
+                                                     api->now, NULL);
+        return ngx_http_agentgov_api_unrecorded(api);
+    }
+
     out = ngx_http_agentgov_api_json(api->r, json_object());
 
     if (out == NULL
@@ -1430,6 +1464,13 @@ ngx_http_agentgov_api_stop(ngx_http_agentgov_api_t *api, ngx_uint_t on)
     ngx_log_error(NGX_LOG_NOTICE, api->r->connection->log, 0,
                   "agentgov: all agents %s by \"%V\" (%ui tasks revoked)",
                   on ? "stopped" : "started", &who, count);
+
+    if (ngx_http_agentgov_api_audit(api, NULL, NULL, NULL, NULL) != NGX_OK
+        && !on)
+    {
+        (void) ngx_http_agentgov_store_stop(api->store, 1, api->now, NULL);
+        return ngx_http_agentgov_api_unrecorded(api);
+    }
 
     out = ngx_http_agentgov_api_json(api->r, json_object());
 
@@ -1630,6 +1671,15 @@ ngx_http_agentgov_api_error(ngx_http_agentgov_api_t *api, ngx_uint_t status,
 
     ref.message.len = p - ref.message.data;
 
+    if ((r->method & (NGX_HTTP_POST|NGX_HTTP_DELETE))
+        && api->route != NGX_HTTP_AGENTGOV_API_NONE
+        && status != NGX_HTTP_NOT_ALLOWED)
+    {
+        /* a refused write is a decision too; refused either way */
+        (void) ngx_http_agentgov_api_audit(api, NULL, NULL, code,
+                                           &ref.message);
+    }
+
     if (status == NGX_HTTP_NOT_ALLOWED) {
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {
@@ -1645,6 +1695,143 @@ ngx_http_agentgov_api_error(ngx_http_agentgov_api_t *api, ngx_uint_t status,
     r->main->count++;
 
     return ngx_http_agentgov_refuse(r, api->ctx, &ref);
+}
+
+
+/*
+ * The record of a control API write (task and agent events): t is the task
+ * it concerns, agent the agent (suspend, resume), error the refusal's code
+ * or NULL. NGX_ERROR when it could not be written under fail=closed.
+ */
+
+static ngx_int_t
+ngx_http_agentgov_api_audit(ngx_http_agentgov_api_t *api, const ag_task_t *t,
+    const char *agent, const char *error, ngx_str_t *reason)
+{
+    ngx_str_t            who;
+    ag_audit_rec_t       rec;
+    ngx_http_request_t  *r;
+
+    r = api->r;
+
+    ngx_memzero(&rec, sizeof(ag_audit_rec_t));
+
+    switch (api->route) {
+
+    case NGX_HTTP_AGENTGOV_API_TASKS:
+        rec.event = "task";
+        ngx_str_set(&who, "declare");
+
+        if (t && t->parent.len) {
+            ngx_str_set(&who, "delegate");
+        }
+
+        break;
+
+    case NGX_HTTP_AGENTGOV_API_TASK:
+        rec.event = "task";
+        ngx_str_set(&who, "end");
+        break;
+
+    case NGX_HTTP_AGENTGOV_API_RENEW:
+        rec.event = "task";
+        ngx_str_set(&who, "renew");
+        break;
+
+    case NGX_HTTP_AGENTGOV_API_SUSPEND:
+        rec.event = "agent";
+        ngx_str_set(&who, "suspend");
+        break;
+
+    case NGX_HTTP_AGENTGOV_API_RESUME:
+        rec.event = "agent";
+        ngx_str_set(&who, "resume");
+        break;
+
+    case NGX_HTTP_AGENTGOV_API_STOP:
+        rec.event = "agent";
+        ngx_str_set(&who, "stop");
+        break;
+
+    default: /* NGX_HTTP_AGENTGOV_API_START */
+        rec.event = "agent";
+        ngx_str_set(&who, "start");
+        break;
+    }
+
+    rec.op.p = (const char *) who.data;
+    rec.op.len = who.len;
+
+    if (t) {
+        rec.task = t->id;
+        rec.agent = t->agent;
+        rec.owner = t->owner;
+        rec.intent = t->intent;
+        rec.chain = t->chain;
+
+    } else if (agent) {
+        rec.agent.p = agent;
+        rec.agent.len = ngx_strlen(agent);
+
+    } else if (api->ctx->agent) {
+        rec.agent.p = api->ctx->agent->name;
+        rec.agent.len = ngx_strlen(api->ctx->agent->name);
+
+    } else if (api->route == NGX_HTTP_AGENTGOV_API_SUSPEND
+               || api->route == NGX_HTTP_AGENTGOV_API_RESUME)
+    {
+        rec.agent.p = (const char *) api->arg.data;
+        rec.agent.len = api->arg.len;
+    }
+
+    if (api->route == NGX_HTTP_AGENTGOV_API_TASK && t == NULL) {
+        rec.task.p = (const char *) api->arg.data;
+        rec.task.len = api->arg.len;
+    }
+
+    /* a person acting (an admin), or an agent acting on another's task */
+    if (api->ctx->person || api->ctx->agent == NULL) {
+        ngx_http_agentgov_api_who(api, &who);
+        rec.by.p = (const char *) who.data;
+        rec.by.len = who.len;
+    }
+
+    rec.method.p = (const char *) r->method_name.data;
+    rec.method.len = r->method_name.len;
+    rec.host.p = (const char *) r->headers_in.server.data;
+    rec.host.len = r->headers_in.server.len;
+    rec.path.p = (const char *) r->uri.data;
+    rec.path.len = r->uri.len;
+
+    if (error) {
+        ngx_str_set(&who, "deny");
+        rec.error.p = error;
+        rec.error.len = ngx_strlen(error);
+
+    } else {
+        ngx_str_set(&who, "allow");
+    }
+
+    rec.decision.p = (const char *) who.data;
+    rec.decision.len = who.len;
+
+    if (reason) {
+        rec.reason.p = (const char *) reason->data;
+        rec.reason.len = reason->len;
+    }
+
+    return ngx_http_agentgov_audit_event(r, &rec);
+}
+
+
+/* a grant whose record could not be written was taken back */
+
+static ngx_int_t
+ngx_http_agentgov_api_unrecorded(ngx_http_agentgov_api_t *api)
+{
+    return ngx_http_agentgov_api_error(api, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       "gateway_error", "the audit log "
+                                       "cannot be written");
 }
 
 

@@ -124,6 +124,112 @@ ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_agent_check(
     ngx_http_agentgov_store_t *s, ag_str_t agent);
 
 
+/* --- the audit chain head and the metrics -------------------------------- */
+
+#define NGX_HTTP_AGENTGOV_CHECKPOINT_MAX   4096   /* the latest checkpoint line */
+
+/*
+ * The head of the one audit chain all workers append to: its last record,
+ * the file that record went to (so that a worker still writing to a rotated
+ * file notices the new one), failures, and checkpoint bookkeeping. Read and
+ * changed only inside ngx_http_agentgov_store_audit's handler.
+ */
+typedef struct {
+    ngx_uint_t                       ready;      /* seq and hash are known */
+    ngx_uint_t                       broken;     /* a partial write stayed:
+                                                    appending would corrupt
+                                                    the chain until restart */
+    uint64_t                         seq;
+    u_char                           hash[64];
+    u_char                           restart_hash[64];
+    dev_t                            dev;
+    ino_t                            ino;
+
+    ngx_uint_t                       failing;
+    time_t                           failure_logged;
+    uint64_t                         records;    /* written since the zone
+                                                    was created */
+    uint64_t                         failures;
+
+    uint64_t                         cp_seq;     /* last record checkpointed */
+    time_t                           cp_time;
+    uint64_t                         checkpoints;
+    size_t                           cp_len;
+    u_char                           cp_line[NGX_HTTP_AGENTGOV_CHECKPOINT_MAX];
+} ngx_http_agentgov_audit_head_t;
+
+
+/* Decisions the metrics count, by tool (SPEC section 8). */
+typedef enum {
+    NGX_HTTP_AGENTGOV_D_ALLOW = 0,
+    NGX_HTTP_AGENTGOV_D_DENY,
+    NGX_HTTP_AGENTGOV_D_HOLD,
+    NGX_HTTP_AGENTGOV_D_MONITOR_DENY,
+    NGX_HTTP_AGENTGOV_D_MONITOR_HOLD,
+    NGX_HTTP_AGENTGOV_D_APPROVED,
+    NGX_HTTP_AGENTGOV_D_DENIED,
+    NGX_HTTP_AGENTGOV_D_EXPIRED,
+    NGX_HTTP_AGENTGOV_D_CANCELLED,
+    NGX_HTTP_AGENTGOV_D_N
+} ngx_http_agentgov_decision_e;
+
+#define NGX_HTTP_AGENTGOV_METRIC_TOOLS     128    /* then "other" */
+#define NGX_HTTP_AGENTGOV_METRIC_NAME      64
+#define NGX_HTTP_AGENTGOV_METRIC_CODES     24
+#define NGX_HTTP_AGENTGOV_METRIC_BUCKETS   12     /* the last is +Inf */
+
+typedef struct {
+    u_char                           len;        /* 0: free */
+    u_char                           name[NGX_HTTP_AGENTGOV_METRIC_NAME];
+    uint64_t                         n[NGX_HTTP_AGENTGOV_D_N];
+} ngx_http_agentgov_metric_tool_t;
+
+typedef struct {
+    /* slot 0 counts calls refused before a tool was known; the last slot
+       every tool past the table's size */
+    ngx_http_agentgov_metric_tool_t  tools[NGX_HTTP_AGENTGOV_METRIC_TOOLS + 2];
+    uint64_t                         codes[NGX_HTTP_AGENTGOV_METRIC_CODES];
+    uint64_t                         buckets[NGX_HTTP_AGENTGOV_METRIC_BUCKETS];
+    uint64_t                         latency_sum_us;
+    uint64_t                         latency_count;
+} ngx_http_agentgov_metrics_t;
+
+/* One decision to count: tool may be empty; code indexes the refusal codes
+   of ngx_http_agentgov_metric_codes (or -1), latency_us < 0: not timed. */
+typedef struct {
+    ag_str_t                         tool;
+    ngx_int_t                        decision;   /* -1: none */
+    ngx_int_t                        code;
+    int64_t                          latency_us;
+} ngx_http_agentgov_count_t;
+
+extern const char *ngx_http_agentgov_metric_codes[];
+extern const int64_t ngx_http_agentgov_metric_bounds[];  /* bucket bounds, us */
+
+/*
+ * Run handler under the store's lock with the audit chain head (the one
+ * place the chain's order is decided: the handler seals and writes there),
+ * and count c (may be NULL) under the same lock. `master`: the caller is the
+ * master process, which must not wait forever for a lock a dead worker may
+ * hold. Returns the handler's result, or NGX_BUSY if the lock was not had.
+ */
+typedef ngx_int_t (*ngx_http_agentgov_audit_pt)(void *data,
+    ngx_http_agentgov_audit_head_t *head);
+
+ngx_int_t ngx_http_agentgov_store_audit(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_audit_pt handler, void *data,
+    const ngx_http_agentgov_count_t *c, ngx_uint_t master);
+
+/* Count a decision without an audit record. */
+void ngx_http_agentgov_store_count(ngx_http_agentgov_store_t *s,
+    const ngx_http_agentgov_count_t *c);
+
+/* Copies of the metrics and the audit head (for the metrics and health
+   endpoints and the checkpoint API). Either may be NULL. */
+void ngx_http_agentgov_store_observe(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_metrics_t *m, ngx_http_agentgov_audit_head_t *head);
+
+
 /* --- figures ---------------------------------------------------------------- */
 
 typedef struct {

@@ -76,7 +76,7 @@
 #include "ngx_http_agentgov_store.h"
 
 
-#define NGX_HTTP_AGENTGOV_ZONE_VERSION   0x61670003  /* "ag", layout 3 */
+#define NGX_HTTP_AGENTGOV_ZONE_VERSION   0x61670004  /* "ag", layout 4 */
 #define NGX_HTTP_AGENTGOV_ZONE_MIN       (64 * 1024)
 #define NGX_HTTP_AGENTGOV_STATE_VERSION  1
 
@@ -221,6 +221,9 @@ typedef struct {
     ngx_uint_t                       save_failed;
 
     time_t                           full_logged;
+
+    ngx_http_agentgov_audit_head_t   audit;
+    ngx_http_agentgov_metrics_t      metrics;
 } ngx_http_agentgov_sh_t;
 
 
@@ -2327,6 +2330,146 @@ ngx_http_agentgov_store_stats(ngx_http_agentgov_store_t *s,
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
+}
+
+
+/* --- the audit chain head and the metrics -------------------------------- */
+
+const char *ngx_http_agentgov_metric_codes[] = {
+    "no_identity", "invalid_identity", "no_task", "task_expired",
+    "task_revoked", "agent_suspended", "out_of_scope", "denied",
+    "approval_denied", "approval_expired", "secret_in_request",
+    "budget_exceeded", "limit_exceeded", "approval_pending",
+    "body_too_large", "bad_request", "tool_changed", "gateway_error",
+    NULL
+};
+
+const int64_t ngx_http_agentgov_metric_bounds[] = {
+    10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 100000, -1
+};
+
+
+static void
+ngx_http_agentgov_count(ngx_http_agentgov_metrics_t *m,
+    const ngx_http_agentgov_count_t *c)
+{
+    ngx_uint_t                        i, slot;
+    ngx_http_agentgov_metric_tool_t  *t;
+
+    if (c->decision >= 0 && c->decision < NGX_HTTP_AGENTGOV_D_N) {
+
+        slot = 0;
+
+        if (c->tool.len) {
+            /* linear: a policy names tens of tools, and this runs under
+               the lock the audit record takes anyway */
+            slot = NGX_HTTP_AGENTGOV_METRIC_TOOLS + 1;
+
+            for (i = 1; i <= NGX_HTTP_AGENTGOV_METRIC_TOOLS; i++) {
+                t = &m->tools[i];
+
+                if (t->len == 0) {
+                    if (c->tool.len > NGX_HTTP_AGENTGOV_METRIC_NAME) {
+                        break;
+                    }
+
+                    t->len = (u_char) c->tool.len;
+                    ngx_memcpy(t->name, c->tool.p, c->tool.len);
+                    slot = i;
+                    break;
+                }
+
+                if (t->len == c->tool.len
+                    && ngx_memcmp(t->name, c->tool.p, c->tool.len) == 0)
+                {
+                    slot = i;
+                    break;
+                }
+            }
+        }
+
+        m->tools[slot].n[c->decision]++;
+    }
+
+    if (c->code >= 0 && c->code < NGX_HTTP_AGENTGOV_METRIC_CODES) {
+        m->codes[c->code]++;
+    }
+
+    if (c->latency_us >= 0) {
+        for (i = 0; ngx_http_agentgov_metric_bounds[i] >= 0; i++) {
+            if (c->latency_us <= ngx_http_agentgov_metric_bounds[i]) {
+                break;
+            }
+        }
+
+        m->buckets[i]++;
+        m->latency_sum_us += (uint64_t) c->latency_us;
+        m->latency_count++;
+    }
+}
+
+
+ngx_int_t
+ngx_http_agentgov_store_audit(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_audit_pt handler, void *data,
+    const ngx_http_agentgov_count_t *c, ngx_uint_t master)
+{
+    ngx_int_t   rc;
+    ngx_uint_t  n;
+
+    if (master) {
+        /* the master blocks signals while it loads a configuration: a lock
+           left by a dead worker would never be released (see flush_old) */
+        for (n = 0; !ngx_shmtx_trylock(&s->shpool->mutex); n++) {
+            if (n == 1000) {
+                return NGX_BUSY;
+            }
+
+            ngx_msleep(1);
+        }
+
+    } else {
+        ngx_shmtx_lock(&s->shpool->mutex);
+    }
+
+    rc = handler ? handler(data, &s->sh->audit) : NGX_OK;
+
+    if (c) {
+        ngx_http_agentgov_count(&s->sh->metrics, c);
+    }
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    return rc;
+}
+
+
+void
+ngx_http_agentgov_store_count(ngx_http_agentgov_store_t *s,
+    const ngx_http_agentgov_count_t *c)
+{
+    ngx_shmtx_lock(&s->shpool->mutex);
+    ngx_http_agentgov_count(&s->sh->metrics, c);
+    ngx_shmtx_unlock(&s->shpool->mutex);
+}
+
+
+void
+ngx_http_agentgov_store_observe(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_metrics_t *m, ngx_http_agentgov_audit_head_t *head)
+{
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    if (m) {
+        ngx_memcpy(m, &s->sh->metrics, sizeof(ngx_http_agentgov_metrics_t));
+    }
+
+    if (head) {
+        ngx_memcpy(head, &s->sh->audit,
+                   sizeof(ngx_http_agentgov_audit_head_t));
+    }
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
 }
 
 

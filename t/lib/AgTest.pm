@@ -126,7 +126,50 @@ sub gateway_http {
         }
         $text .= "    agentgov_state       $dir/agentgov.state;\n";
     }
+    if ($o{audit}) {
+        my $fail = ref $o{audit} ? $o{audit}{fail} // 'closed' : 'closed';
+        $text .= "    agentgov_audit_log   " . $self->audit_file . " key="
+               . $self->audit_key . " fail=$fail;\n";
+    }
     return $text;
+}
+
+# The audit log of gateway_http(audit => 1), in a directory the workers may
+# write (they create the file again if it is removed), and its HMAC key: a
+# clearly marked test key, readable by its owner only.
+sub audit_file {
+    my ($self) = @_;
+    my $dir = "$self->{dir}/audit";
+    unless (-d $dir) {
+        mkdir $dir or die "mkdir $dir: $!";
+        if ($> == 0) {
+            my (undef, undef, $uid, $gid) = getpwnam('nobody');
+            chown $uid, $gid, $dir if defined $uid;
+        }
+    }
+    return "$dir/audit.jsonl";
+}
+
+sub audit_key {
+    my ($self) = @_;
+    my $key = "$self->{dir}/audit.key";
+    unless (-e $key) {
+        $self->write_file('audit.key', 'agentgov TEST audit key, never use it: 0123456789');
+        chmod 0600, $key;
+    }
+    return $key;
+}
+
+# The audit records, parsed, in file order.
+sub audit_records {
+    my ($self, $file) = @_;
+    open my $fh, '<', $file // $self->audit_file or return ();
+    my @r;
+    while (my $l = <$fh>) {
+        chomp $l;
+        push @r, eval { JSON::PP->new->decode($l) } // { _bad => $l };
+    }
+    return @r;
 }
 
 # The control API location, for a server block.
