@@ -849,10 +849,15 @@ ag_jwt_split(const char *tok, size_t len, ag_seg_t seg[3], char *err,
 }
 
 
-/* alg, crit, typ, kid; jwk, jku, x5u, x5c and x5t are deliberately never read */
+/*
+ * alg, crit, typ, kid; jwk, jku, x5u, x5c and x5t are deliberately never
+ * read. want_typ NULL: a token from outside, whose typ must not be one of
+ * the gateway's own; else the typ the token must have, so that a token the
+ * gateway signed for one purpose is never taken for another.
+ */
 static ag_jwt_status_t
-ag_jwt_check_header(json_t *hdr, ag_alg_t *alg, json_t **kid, char *err,
-    size_t errlen)
+ag_jwt_check_header(json_t *hdr, const char *want_typ, ag_alg_t *alg,
+    json_t **kid, char *err, size_t errlen)
 {
     json_t      *v;
     const char  *typ;
@@ -891,22 +896,34 @@ ag_jwt_check_header(json_t *hdr, ag_alg_t *alg, json_t **kid, char *err,
        may be omitted (RFC 7515 section 4.1.9) */
 
     v = json_object_get(hdr, "typ");
-    if (v != NULL) {
-        if (!json_is_string(v)) {
-            ag_errf(err, errlen, "token typ is not a string");
-            return AG_JWT_BAD_HEADER;
-        }
+    if (v != NULL && !json_is_string(v)) {
+        ag_errf(err, errlen, "token typ is not a string");
+        return AG_JWT_BAD_HEADER;
+    }
 
+    typ = NULL;
+    typ_len = 0;
+
+    if (v != NULL) {
         typ = json_string_value(v);
         typ_len = json_string_length(v);
         if (typ_len >= 12 && strncasecmp(typ, "application/", 12) == 0) {
             typ += 12;
             typ_len -= 12;
         }
-        if (typ_len >= 9 && strncasecmp(typ, "agentgov-", 9) == 0) {
-            ag_errf(err, errlen, "token typ is reserved for the gateway");
+    }
+
+    if (want_typ != NULL) {
+        if (typ == NULL || typ_len != strlen(want_typ)
+            || strncasecmp(typ, want_typ, typ_len) != 0)
+        {
+            ag_errf(err, errlen, "token typ is not %s", want_typ);
             return AG_JWT_BAD_HEADER;
         }
+
+    } else if (typ_len >= 9 && strncasecmp(typ, "agentgov-", 9) == 0) {
+        ag_errf(err, errlen, "token typ is reserved for the gateway");
+        return AG_JWT_BAD_HEADER;
     }
 
     v = json_object_get(hdr, "kid");
@@ -922,32 +939,18 @@ ag_jwt_check_header(json_t *hdr, ag_alg_t *alg, json_t **kid, char *err,
 }
 
 
-/* The issuer from the unverified payload, then the key from its JWKS only. */
+/* The key that kid names in jwks, or without kid the one key of jwks that
+   fits alg. */
 static ag_jwt_status_t
-ag_jwt_find_key(const ag_trust_t *t, json_t *payload, ag_alg_t alg,
-    json_t *kid, const ag_jwk_t **key, char *err, size_t errlen)
+ag_jwks_find_key(const ag_jwks_t *jwks, ag_alg_t alg, json_t *kid,
+    const ag_jwk_t **key, char *err, size_t errlen)
 {
-    size_t              i, fitting;
-    json_t             *iss;
-    const ag_jwk_t     *k;
-    const ag_issuer_t  *issuer;
-
-    iss = json_object_get(payload, "iss");
-    if (!json_is_string(iss)) {
-        ag_errf(err, errlen, "token has no iss");
-        return AG_JWT_UNTRUSTED;
-    }
-
-    issuer = (t == NULL) ? NULL
-             : ag_trust_find(t, json_string_value(iss), json_string_length(iss));
-    if (issuer == NULL) {
-        ag_errf(err, errlen, "token issuer is not trusted");
-        return AG_JWT_UNTRUSTED;
-    }
+    size_t           i, fitting;
+    const ag_jwk_t  *k;
 
     if (kid != NULL) {
-        for (i = 0; i < issuer->jwks->nkeys; i++) {
-            k = &issuer->jwks->keys[i];
+        for (i = 0; i < jwks->nkeys; i++) {
+            k = &jwks->keys[i];
 
             if (k->kid != NULL && ag_json_str_eq(kid, k->kid)) {
                 if (k->alg != alg) {
@@ -965,24 +968,49 @@ ag_jwt_find_key(const ag_trust_t *t, json_t *payload, ag_alg_t alg,
     }
 
     fitting = 0;
-    for (i = 0; i < issuer->jwks->nkeys; i++) {
-        if (issuer->jwks->keys[i].alg == alg) {
-            *key = &issuer->jwks->keys[i];
+    for (i = 0; i < jwks->nkeys; i++) {
+        if (jwks->keys[i].alg == alg) {
+            *key = &jwks->keys[i];
             fitting++;
         }
     }
 
     if (fitting == 0) {
-        ag_errf(err, errlen, "token alg fits no key of its issuer");
+        ag_errf(err, errlen, "token alg fits no trusted key");
         return AG_JWT_BAD_ALG;
     }
 
     if (fitting > 1) {
-        ag_errf(err, errlen, "token has no kid and its issuer has several keys");
+        ag_errf(err, errlen, "token has no kid and there are several keys");
         return AG_JWT_UNTRUSTED;
     }
 
     return AG_JWT_OK;
+}
+
+
+/* The issuer from the unverified payload, then the key from its JWKS only. */
+static ag_jwt_status_t
+ag_jwt_find_key(const ag_trust_t *t, json_t *payload, ag_alg_t alg,
+    json_t *kid, const ag_jwk_t **key, char *err, size_t errlen)
+{
+    json_t             *iss;
+    const ag_issuer_t  *issuer;
+
+    iss = json_object_get(payload, "iss");
+    if (!json_is_string(iss)) {
+        ag_errf(err, errlen, "token has no iss");
+        return AG_JWT_UNTRUSTED;
+    }
+
+    issuer = (t == NULL) ? NULL
+             : ag_trust_find(t, json_string_value(iss), json_string_length(iss));
+    if (issuer == NULL) {
+        ag_errf(err, errlen, "token issuer is not trusted");
+        return AG_JWT_UNTRUSTED;
+    }
+
+    return ag_jwks_find_key(issuer->jwks, alg, kid, key, err, errlen);
 }
 
 
@@ -1263,7 +1291,7 @@ ag_jwt_verify(const ag_trust_t *t, const char *tok, size_t len,
         return AG_JWT_MALFORMED;
     }
 
-    rc = ag_jwt_check_header(hdr, &alg, &kid, err, errlen);
+    rc = ag_jwt_check_header(hdr, NULL, &alg, &kid, err, errlen);
     if (rc != AG_JWT_OK) {
         json_decref(hdr);
         return rc;
@@ -1300,6 +1328,82 @@ ag_jwt_verify(const ag_trust_t *t, const char *tok, size_t len,
     }
 
     return rc;
+}
+
+
+ag_jwt_status_t
+ag_jws_verify_jwks(const ag_jwks_t *jwks, const char *tok, size_t len,
+    const char *typ, json_t **payload, char *err, size_t errlen)
+{
+    unsigned char     buf[AG_JWT_MAX_LEN];
+    ag_seg_t          seg[3];
+    ag_alg_t          alg;
+    json_t           *hdr, *pl, *kid;
+    ag_jwt_status_t   rc;
+    const ag_jwk_t   *key;
+
+    if (payload != NULL) {
+        *payload = NULL;
+    }
+
+    if (len > AG_JWT_MAX_LEN) {
+        ag_errf(err, errlen, "token is over %d bytes", AG_JWT_MAX_LEN);
+        return AG_JWT_TOO_LARGE;
+    }
+
+    if (tok == NULL || jwks == NULL || typ == NULL) {
+        ag_errf(err, errlen, "no token");
+        return AG_JWT_MALFORMED;
+    }
+
+    rc = ag_jwt_split(tok, len, seg, err, errlen);
+    if (rc != AG_JWT_OK) {
+        return rc;
+    }
+
+    hdr = ag_jwt_segment_json(&seg[0], buf, sizeof(buf));
+    if (hdr == NULL) {
+        ag_errf(err, errlen, "token header is not a base64url JSON object");
+        return AG_JWT_MALFORMED;
+    }
+
+    rc = ag_jwt_check_header(hdr, typ, &alg, &kid, err, errlen);
+
+    key = NULL;
+    if (rc == AG_JWT_OK) {
+        rc = ag_jwks_find_key(jwks, alg, kid, &key, err, errlen);
+    }
+
+    json_decref(hdr);
+
+    if (rc != AG_JWT_OK) {
+        return rc;
+    }
+
+    /* the signature before the payload is even decoded: nothing the
+       payload says matters unless the key signed it */
+
+    ERR_set_mark();
+    rc = ag_jwt_check_signature(key, seg, buf, sizeof(buf), err, errlen);
+    ERR_pop_to_mark();
+
+    if (rc != AG_JWT_OK) {
+        return rc;
+    }
+
+    pl = ag_jwt_segment_json(&seg[1], buf, sizeof(buf));
+    if (pl == NULL) {
+        ag_errf(err, errlen, "token payload is not a base64url JSON object");
+        return AG_JWT_MALFORMED;
+    }
+
+    if (payload != NULL) {
+        *payload = pl;
+    } else {
+        json_decref(pl);
+    }
+
+    return AG_JWT_OK;
 }
 
 

@@ -59,6 +59,17 @@ ag_jwt_status_t ag_jwt_verify(const ag_trust_t *t, const char *tok, size_t len,
     const char *audience, int64_t now, json_t **claims, char *err,
     size_t errlen);
 
+/*
+ * Verify a compact JWS that the gateway signed itself (an audit checkpoint)
+ * against a JWKS of its public keys: size, segments, header (alg fitting the
+ * key that kid names, or without kid the one fitting key; typ exactly `typ`,
+ * compared as ag_jwt_verify compares media types), signature. No claim is
+ * checked: what the payload must say is the caller's business. On success
+ * *payload (if not NULL) is a new reference the caller must json_decref.
+ */
+ag_jwt_status_t ag_jws_verify_jwks(const ag_jwks_t *jwks, const char *tok,
+    size_t len, const char *typ, json_t **payload, char *err, size_t errlen);
+
 const char *ag_jwt_status_name(ag_jwt_status_t s);
 
 /* PEM private key (Ed25519, P-256 or RSA 2048+). */
