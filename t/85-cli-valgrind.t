@@ -6,6 +6,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use Digest::SHA qw(hmac_sha256_hex);
 use AgTest;
 
 plan skip_all => 'the sanitizer build is checked by its own runtime'
@@ -23,6 +24,23 @@ $t->write_file('call.json', '{"agent": "support-bot", "tool": "payments", "metho
 $t->write_file('broken.json', '{"agentgov": 1, "rules": [{"id": "x", "effect": "allow", '
                . '"when": {"body:/a": {"regex": "("}}}]}');
 
+# a short audit chain (t/86-audit-cli.t writes them in full), one with a
+# changed record and one cut short
+my $akey = 'agentgov TEST audit key, never use it: 0123456789';
+$t->write_file('audit.key', $akey, 0600);
+my ($prev, $chain) = ('0' x 64, '');
+for my $seq (1 .. 5) {
+    my $line = sprintf('{"seq":%d,"ts":"2026-11-23T10:00:0%d.000000Z","event":"call",'
+                       . '"agent":"support-bot","tool":"payments","decision":"%s",'
+                       . '"prev":"%s"', $seq, $seq, $seq == 3 ? 'deny' : 'allow', $prev);
+    $prev = hmac_sha256_hex($line, $akey);
+    $chain .= qq($line,"hash":"$prev"}\n);
+}
+$t->write_file('audit.jsonl', $chain);
+(my $broken = $chain) =~ s/"deny"/"allow"/;
+$t->write_file('broken.jsonl', $broken);
+$t->write_file('cut.jsonl', $chain . '{"seq":6,"ts');
+
 my @runs = (
     [ 'keygen ed25519', 'keygen', '--type', 'ed25519', '--out', "$d/k1.pem", '--jwks', "$d/k1.json" ],
     [ 'keygen p256', 'keygen', '--type', 'p256', '--out', "$d/k2.pem" ],
@@ -32,6 +50,11 @@ my @runs = (
     [ 'policy check broken', 'policy', 'check', "$d/broken.json" ],
     [ 'policy eval --trace', 'policy', 'eval', $policy, "$d/call.json", '--trace' ],
     [ 'policy test', 'policy', 'test', $policy, $cases ],
+    [ 'audit verify', 'audit', 'verify', "$d/audit.jsonl", '--key', "$d/audit.key",
+      '--jwks', "$d/k1.json" ],
+    [ 'audit verify broken', 'audit', 'verify', "$d/broken.jsonl", '--key',
+      "$d/audit.key" ],
+    [ 'audit verify cut', 'audit', 'verify', "$d/cut.jsonl", '--key', "$d/audit.key" ],
     [ 'usage error', 'policy', 'frobnicate' ],
 );
 

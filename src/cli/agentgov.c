@@ -8,14 +8,16 @@
  *   agentgov policy test FILE CASES.json
  *   agentgov token --key KEY.pem --iss ISS --sub SUB [...]
  *   agentgov keygen --out KEY.pem [--type ed25519|p256|rsa] [...]
+ *   agentgov audit verify FILE... --key KEYFILE [--jwks JWKS]
  *   agentgov version | help
  *
- * Exit codes: 0 success, 1 a check or a test failed (or a policy did not load),
- * 2 usage, I/O or malformed input.
+ * Exit codes: 0 success, 1 a check or a test failed (or a policy did not load,
+ * or an audit chain is broken), 2 usage, I/O or malformed input.
  */
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,7 @@
 #include <pcre2.h>
 #include <jansson.h>
 
+#include "ag_audit.h"
 #include "ag_call.h"
 #include "ag_json.h"
 #include "ag_jwt.h"
@@ -81,10 +84,12 @@ static const char  ag_cli_usage_text[] =
     "        [--kid KID] [--groups a,b] [--claim name=value]...\n"
     "  keygen --out KEY.pem [--type ed25519|p256|rsa] [--jwks JWKS.json]\n"
     "        [--kid KID] [--force]\n"
+    "  audit verify FILE... --key KEYFILE [--jwks JWKS.json]\n"
     "  version\n"
     "  help\n"
     "\n"
-    "Exit status: 0 success, 1 check or test failed, 2 usage or I/O error.\n";
+    "Exit status: 0 success, 1 check or test failed (or a broken audit chain),\n"
+    "2 usage or I/O error.\n";
 
 
 /* --- small helpers -------------------------------------------------------- */
@@ -1456,6 +1461,454 @@ done:
 }
 
 
+/* --- audit: reading a file line by line ----------------------------------- */
+
+/*
+ * Audit files are read forwards in large chunks, one line at a time, so that
+ * a file of any size takes constant memory: the buffer holds a chunk and one
+ * line of at most AG_AUDIT_LINE_MAX bytes.
+ */
+
+#define AG_CLI_CHUNK      (1024 * 1024)
+#define AG_CLI_SHOW_LINE  200         /* bytes of a line printed with an error */
+
+typedef struct {
+    const char  *name;
+    int          fd;
+    char        *buf;
+    size_t       cap;
+    size_t       start;               /* of the next line */
+    size_t       scan;                /* no '\n' in [start, scan) */
+    size_t       end;
+    int          eof;
+    uint64_t     line;                /* lines returned so far */
+} ag_cli_lines_t;
+
+typedef enum {
+    AG_CLI_LINE_END = 0,
+    AG_CLI_LINE_OK,
+    AG_CLI_LINE_LONG,                 /* longer than AG_AUDIT_LINE_MAX */
+    AG_CLI_LINE_ERROR                 /* a read error, errno set */
+} ag_cli_line_rc_t;
+
+
+static int
+ag_cli_lines_open(ag_cli_lines_t *r, const char *name)
+{
+    memset(r, 0, sizeof(*r));
+    r->name = name;
+
+    if (strcmp(name, "-") == 0) {
+        r->fd = STDIN_FILENO;
+        r->name = "stdin";
+
+    } else {
+        r->fd = open(name, O_RDONLY | O_CLOEXEC);
+        if (r->fd == -1) {
+            fprintf(stderr, "agentgov: %s: %s\n", name, strerror(errno));
+            return -1;
+        }
+    }
+
+    r->cap = AG_CLI_CHUNK + AG_AUDIT_LINE_MAX + 1;
+    r->buf = malloc(r->cap);
+    if (r->buf == NULL) {
+        fprintf(stderr, "agentgov: out of memory\n");
+        if (r->fd != STDIN_FILENO) {
+            close(r->fd);
+        }
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static void
+ag_cli_lines_close(ag_cli_lines_t *r)
+{
+    if (r->fd != STDIN_FILENO && r->fd != -1) {
+        close(r->fd);
+    }
+    r->fd = -1;
+    free(r->buf);
+    r->buf = NULL;
+}
+
+
+/* The next line, without its '\n'; *complete is 0 for a last line that the
+   file ended before. */
+static ag_cli_line_rc_t
+ag_cli_lines_next(ag_cli_lines_t *r, const char **line, size_t *len,
+    int *complete)
+{
+    char     *nl;
+    ssize_t   n;
+
+    for ( ;; ) {
+        nl = memchr(r->buf + r->scan, '\n', r->end - r->scan);
+
+        if (nl != NULL) {
+            *line = r->buf + r->start;
+            *len = (size_t) (nl - *line);
+            *complete = 1;
+            r->start = r->scan = (size_t) (nl - r->buf) + 1;
+            r->line++;
+            return *len > AG_AUDIT_LINE_MAX ? AG_CLI_LINE_LONG
+                                            : AG_CLI_LINE_OK;
+        }
+
+        r->scan = r->end;
+
+        if (r->end - r->start > AG_AUDIT_LINE_MAX) {
+            r->line++;
+            return AG_CLI_LINE_LONG;
+        }
+
+        if (r->eof) {
+            if (r->start == r->end) {
+                return AG_CLI_LINE_END;
+            }
+
+            *line = r->buf + r->start;
+            *len = r->end - r->start;
+            *complete = 0;
+            r->start = r->scan = r->end;
+            r->line++;
+            return AG_CLI_LINE_OK;
+        }
+
+        /* keep the line begun, read the next chunk after it */
+
+        if (r->start > 0) {
+            memmove(r->buf, r->buf + r->start, r->end - r->start);
+            r->end -= r->start;
+            r->scan = r->end;
+            r->start = 0;
+        }
+
+        n = read(r->fd, r->buf + r->end, r->cap - r->end);
+
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return AG_CLI_LINE_ERROR;
+        }
+
+        if (n == 0) {
+            r->eof = 1;
+        }
+
+        r->end += (size_t) n;
+    }
+}
+
+
+/* At most AG_CLI_SHOW_LINE bytes of a line, control bytes escaped, on
+   standard error. */
+static void
+ag_cli_show_line(const char *line, size_t len)
+{
+    size_t               i, n;
+    const unsigned char  *u = (const unsigned char *) line;
+
+    n = len > AG_CLI_SHOW_LINE ? AG_CLI_SHOW_LINE : len;
+
+    /* not in the middle of a UTF-8 sequence */
+    while (n < len && n > 0 && (u[n] & 0xc0) == 0x80) {
+        n--;
+    }
+
+    fputs("    ", stderr);
+
+    for (i = 0; i < n; i++) {
+        if (u[i] < 0x20 || u[i] == 0x7f) {
+            fprintf(stderr, "\\x%02x", u[i]);
+        } else {
+            fputc(u[i], stderr);
+        }
+    }
+
+    fprintf(stderr, "%s\n", n < len ? "..." : "");
+}
+
+
+/* --- audit verify ---------------------------------------------------------- */
+
+typedef struct {
+    const char   **files;
+    int            nfiles;
+    const char    *key;
+    const char    *jwks;
+} ag_cli_verify_t;
+
+
+static int
+ag_cli_verify_args(int argc, char **argv, ag_cli_verify_t *o)
+{
+    int  i, rc;
+
+    for (i = 0; i < argc; i++) {
+        rc = ag_cli_opt(argc, argv, &i, "--key", &o->key);
+        if (rc == 0) {
+            rc = ag_cli_opt(argc, argv, &i, "--jwks", &o->jwks);
+        }
+        if (rc < 0) {
+            return -1;
+        }
+        if (rc > 0) {
+            continue;
+        }
+
+        if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            ag_cli_usage("audit verify: unknown option %s", argv[i]);
+            return -1;
+        }
+
+        o->files[o->nfiles++] = argv[i];
+    }
+
+    if (o->nfiles == 0 || o->key == NULL) {
+        ag_cli_usage("%s", "audit verify: FILE... and --key KEYFILE are "
+                     "needed");
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* Line n (from 1) of a file, read again to show it with an error about a
+   line the verifier held. */
+static void
+ag_cli_show_line_at(const char *name, uint64_t n)
+{
+    int              complete;
+    size_t           len;
+    const char      *line;
+    ag_cli_lines_t   r;
+    ag_cli_line_rc_t rc;
+
+    if (strcmp(name, "-") == 0 || ag_cli_lines_open(&r, name) != 0) {
+        return;
+    }
+
+    while ((rc = ag_cli_lines_next(&r, &line, &len, &complete))
+           != AG_CLI_LINE_END && rc != AG_CLI_LINE_ERROR)
+    {
+        if (r.line == n) {
+            if (rc == AG_CLI_LINE_OK) {
+                ag_cli_show_line(line, len);
+            }
+            break;
+        }
+    }
+
+    ag_cli_lines_close(&r);
+}
+
+
+/*
+ * Print a broken chain as FILE:LINE: why. The verifier names a held line by
+ * its number among all the lines fed ("line N: ..."), which is mapped back
+ * to its file; any other error is about the line just fed.
+ */
+static void
+ag_cli_verify_report(const ag_cli_verify_t *o, const uint64_t *first, int f,
+    uint64_t local, const char *line, size_t len, const char *err)
+{
+    int                 i;
+    char               *end;
+    unsigned long long  n;
+
+    if (strncmp(err, "line ", 5) == 0) {
+        n = strtoull(err + 5, &end, 10);
+
+        if (end != err + 5 && strncmp(end, ": ", 2) == 0) {
+            for (i = f; i > 0 && first[i] > n; i--) {
+                /* void */
+            }
+
+            fprintf(stderr, "%s:%llu: %s\n", o->files[i],
+                    n - first[i] + 1, end + 2);
+            ag_cli_show_line_at(o->files[i], n - first[i] + 1);
+            return;
+        }
+    }
+
+    fprintf(stderr, "%s:%llu: %s\n", o->files[f], (unsigned long long) local,
+            err);
+
+    if (line != NULL) {
+        ag_cli_show_line(line, len);
+    }
+}
+
+
+/* 0 when every line of the file holds the chain, 1 when one breaks it,
+   2 on a read error. */
+static int
+ag_cli_verify_file(const ag_cli_verify_t *o, ag_audit_verifier_t *v,
+    const uint64_t *first, int f, uint64_t *lines)
+{
+    int               complete;
+    char              err[AG_CLI_ERRLEN], why[AG_CLI_ERRLEN];
+    size_t            len;
+    const char       *line;
+    ag_cli_lines_t    r;
+    ag_cli_line_rc_t  rc;
+
+    if (ag_cli_lines_open(&r, o->files[f]) != 0) {
+        return AG_CLI_USAGE;
+    }
+
+    for ( ;; ) {
+        rc = ag_cli_lines_next(&r, &line, &len, &complete);
+
+        if (rc == AG_CLI_LINE_END) {
+            break;
+        }
+
+        if (rc == AG_CLI_LINE_ERROR) {
+            fprintf(stderr, "agentgov: %s: %s\n", r.name, strerror(errno));
+            ag_cli_lines_close(&r);
+            return AG_CLI_USAGE;
+        }
+
+        (*lines)++;
+
+        if (rc == AG_CLI_LINE_LONG) {
+            snprintf(why, sizeof(why), "line %" PRIu64 ": not a record (longer "
+                     "than %d bytes)", *lines, AG_AUDIT_LINE_MAX);
+            ag_cli_verify_report(o, first, f, r.line, NULL, 0, why);
+            ag_cli_lines_close(&r);
+            return AG_CLI_FAIL;
+        }
+
+        if (ag_audit_verify_line(v, line, len, complete, err, sizeof(err))
+            != 0)
+        {
+            ag_cli_verify_report(o, first, f, r.line, line, len, err);
+            ag_cli_lines_close(&r);
+            return AG_CLI_FAIL;
+        }
+    }
+
+    ag_cli_lines_close(&r);
+    return AG_CLI_OK;
+}
+
+
+static int
+ag_cli_audit_verify(int argc, char **argv)
+{
+    int                       f, rc;
+    char                      err[AG_CLI_ERRLEN];
+    uint64_t                  lines, *first;
+    ag_jwks_t                *jwks;
+    ag_audit_key_t           *key;
+    ag_cli_verify_t           o;
+    ag_audit_verifier_t      *v;
+    ag_audit_verify_stats_t   st;
+
+    memset(&o, 0, sizeof(o));
+    o.files = calloc((size_t) argc + 1, sizeof(char *));
+    first = calloc((size_t) argc + 1, sizeof(uint64_t));
+    key = NULL;
+    jwks = NULL;
+    v = NULL;
+    rc = AG_CLI_USAGE;
+
+    if (o.files == NULL || first == NULL) {
+        fprintf(stderr, "agentgov: out of memory\n");
+        goto done;
+    }
+
+    if (ag_cli_verify_args(argc, argv, &o) != 0) {
+        goto done;
+    }
+
+    key = ag_audit_key_load(o.key, err, sizeof(err));
+    if (key == NULL) {
+        fprintf(stderr, "agentgov: %s\n", err);     /* err names the file */
+        goto done;
+    }
+
+    if (o.jwks != NULL) {
+        jwks = ag_jwks_load(o.jwks, err, sizeof(err));
+        if (jwks == NULL) {
+            fprintf(stderr, "agentgov: %s\n", err);
+            goto done;
+        }
+    }
+
+    v = ag_audit_verifier_new(key, jwks);
+    if (v == NULL) {
+        fprintf(stderr, "agentgov: out of memory\n");
+        goto done;
+    }
+
+    lines = 0;
+
+    for (f = 0; f < o.nfiles; f++) {
+        first[f] = lines + 1;
+        rc = ag_cli_verify_file(&o, v, first, f, &lines);
+        if (rc != AG_CLI_OK) {
+            goto done;
+        }
+    }
+
+    if (ag_audit_verify_end(v, err, sizeof(err)) != 0) {
+        ag_cli_verify_report(&o, first, o.nfiles - 1, 0, NULL, 0, err);
+        rc = AG_CLI_FAIL;
+        goto done;
+    }
+
+    ag_audit_verify_stats(v, &st);
+
+    printf("ok: %" PRIu64 " record%s", st.records, st.records == 1 ? "" : "s");
+    if (st.records) {
+        printf(" (seq %" PRIu64 "..%" PRIu64 ")", st.first_seq, st.last_seq);
+    }
+    printf(", %" PRIu64 " checkpoint%s verified, %" PRIu64 " restart%s\n",
+           st.checkpoints, st.checkpoints == 1 ? "" : "s", st.restarts,
+           st.restarts == 1 ? "" : "s");
+
+    if (jwks == NULL) {
+        fprintf(stderr, "agentgov: note: checkpoint signatures were not "
+                "checked (no --jwks): a chain rewritten by someone who holds "
+                "the HMAC key would pass\n");
+    }
+
+    rc = AG_CLI_OK;
+
+done:
+
+    ag_audit_verifier_free(v);
+    ag_jwks_free(jwks);
+    ag_audit_key_free(key);
+    free(first);
+    free(o.files);
+    return rc;
+}
+
+
+static int
+ag_cli_audit(int argc, char **argv)
+{
+    if (argc < 1) {
+        return ag_cli_usage("%s", "audit: verify or show?");
+    }
+
+    if (strcmp(argv[0], "verify") == 0) {
+        return ag_cli_audit_verify(argc - 1, argv + 1);
+    }
+
+    return ag_cli_usage("audit: unknown subcommand %s", argv[0]);
+}
+
+
 /* --- main ----------------------------------------------------------------- */
 
 static int
@@ -1494,6 +1947,9 @@ main(int argc, char **argv)
 
     } else if (strcmp(cmd, "keygen") == 0) {
         rc = ag_cli_keygen(argc - 2, argv + 2);
+
+    } else if (strcmp(cmd, "audit") == 0) {
+        rc = ag_cli_audit(argc - 2, argv + 2);
 
     } else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         rc = ag_cli_version();
