@@ -115,6 +115,7 @@ void ag_audit_body(const ag_audit_rec_t *rec, ag_buf_t *out);
 
 /* RFC 3339 UTC with microseconds: AG_AUDIT_TS_LEN characters and a NUL. */
 void ag_audit_ts(int64_t us, char out[AG_AUDIT_TS_LEN + 1]);
+int ag_audit_ts_parse(const char *s, size_t len, int64_t *us);
 
 /*
  * Append the whole line of record `seq` (its members in body), with its '\n',
