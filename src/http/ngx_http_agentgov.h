@@ -162,6 +162,18 @@ char *ngx_http_agentgov_api_conf(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_agentgov_api_check(ngx_conf_t *cf);
 ngx_int_t ngx_http_agentgov_send_json(ngx_http_request_t *r,
     ngx_uint_t status, json_t *json);   /* does not take the reference */
+ngx_int_t ngx_http_agentgov_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, u_char *data, size_t len);
+ngx_int_t ngx_http_agentgov_query(ngx_http_request_t *r, ngx_str_t *keys,
+    ngx_uint_t n, ngx_str_t *v, ngx_str_t *bad);
+
+/* ngx_http_agentgov_observe.c: metrics, health, the audit log's API */
+ngx_int_t ngx_http_agentgov_metrics(ngx_http_request_t *r);
+ngx_int_t ngx_http_agentgov_health(ngx_http_request_t *r);
+ngx_int_t ngx_http_agentgov_audit_list(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx);
+ngx_int_t ngx_http_agentgov_audit_checkpoint(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx);
 
 /* ngx_http_agentgov_audit.c */
 struct ag_audit_rec_s;

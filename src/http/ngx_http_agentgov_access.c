@@ -364,6 +364,12 @@ ngx_http_agentgov_stop(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
         ctx->rule.len = ngx_strlen(ctx->rule.data);
     }
 
+    /* a refusal before the tool was resolved is still the location's tool's
+       in the record and the metrics (configuration, not the request) */
+    if (ctx->tool == NULL) {
+        ctx->tool = alcf->tool;
+    }
+
     if (alcf->mode == NGX_HTTP_AGENTGOV_MONITOR) {
         if (ctx->decision.effect == AG_HOLD) {
             ngx_str_set(&ctx->decision_name, "monitor-hold");

@@ -32,7 +32,11 @@ typedef enum {
     NGX_HTTP_AGENTGOV_API_SUSPEND,        /* v1/agents/<agent>/suspend */
     NGX_HTTP_AGENTGOV_API_RESUME,         /* v1/agents/<agent>/resume */
     NGX_HTTP_AGENTGOV_API_STOP,           /* v1/stop */
-    NGX_HTTP_AGENTGOV_API_START           /* v1/start */
+    NGX_HTTP_AGENTGOV_API_START,          /* v1/start */
+    NGX_HTTP_AGENTGOV_API_AUDIT,          /* v1/audit */
+    NGX_HTTP_AGENTGOV_API_CHECKPOINT,     /* v1/audit/checkpoint */
+    NGX_HTTP_AGENTGOV_API_METRICS,        /* metrics: no identity */
+    NGX_HTTP_AGENTGOV_API_HEALTH          /* health: no identity */
 } ngx_http_agentgov_api_route_e;
 
 
@@ -221,6 +225,16 @@ ngx_http_agentgov_api_handler(ngx_http_request_t *r)
                                            &r->method_name, api.allow);
     }
 
+    /* restricted by nginx's allow/deny, not by identity (SPEC section 8) */
+
+    if (api.route == NGX_HTTP_AGENTGOV_API_METRICS) {
+        return ngx_http_agentgov_metrics(r);
+    }
+
+    if (api.route == NGX_HTTP_AGENTGOV_API_HEALTH) {
+        return ngx_http_agentgov_health(r);
+    }
+
     /* misconfigured and not refused by "nginx -t": see the check above */
     if (api.amcf->policy == NULL || api.store == NULL
         || api.amcf->signing_key == NULL)
@@ -377,6 +391,27 @@ ngx_http_agentgov_api_route(ngx_http_agentgov_api_t *api)
         return;
     }
 
+    if (ngx_http_agentgov_api_is("metrics")
+        || ngx_http_agentgov_api_is("health"))
+    {
+        api->route = (*p == 'm') ? NGX_HTTP_AGENTGOV_API_METRICS
+                                 : NGX_HTTP_AGENTGOV_API_HEALTH;
+        api->methods = NGX_HTTP_GET|NGX_HTTP_HEAD;
+        api->allow = "GET, HEAD";
+        return;
+    }
+
+    if (ngx_http_agentgov_api_is("v1/audit")
+        || ngx_http_agentgov_api_is("v1/audit/checkpoint"))
+    {
+        api->route = (last - p == sizeof("v1/audit") - 1)
+                     ? NGX_HTTP_AGENTGOV_API_AUDIT
+                     : NGX_HTTP_AGENTGOV_API_CHECKPOINT;
+        api->methods = NGX_HTTP_GET|NGX_HTTP_HEAD;
+        api->allow = "GET, HEAD";
+        return;
+    }
+
     if (ngx_http_agentgov_api_is("v1/stop")) {
         api->route = NGX_HTTP_AGENTGOV_API_STOP;
         api->methods = NGX_HTTP_POST;
@@ -509,6 +544,16 @@ ngx_http_agentgov_api_authorize(ngx_http_agentgov_api_t *api)
         return ngx_http_agentgov_api_error(api, NGX_HTTP_FORBIDDEN, "denied",
                                            "only the task's agent renews it");
 
+    case NGX_HTTP_AGENTGOV_API_AUDIT:
+    case NGX_HTTP_AGENTGOV_API_CHECKPOINT:
+        if (api->auditor) {
+            return NGX_OK;
+        }
+
+        return ngx_http_agentgov_api_error(api, NGX_HTTP_FORBIDDEN, "denied",
+                                           "the audit log is shown to the "
+                                           "policy's auditors only");
+
     default: /* the kill switch */
         if (api->admin) {
             return NGX_OK;
@@ -554,6 +599,12 @@ ngx_http_agentgov_api_dispatch(ngx_http_agentgov_api_t *api)
 
     case NGX_HTTP_AGENTGOV_API_START:
         return ngx_http_agentgov_api_stop(api, 0);
+
+    case NGX_HTTP_AGENTGOV_API_AUDIT:
+        return ngx_http_agentgov_audit_list(api->r, api->ctx);
+
+    case NGX_HTTP_AGENTGOV_API_CHECKPOINT:
+        return ngx_http_agentgov_audit_checkpoint(api->r, api->ctx);
 
     default:
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -904,14 +955,13 @@ ngx_http_agentgov_api_parent(ngx_http_agentgov_api_t *api, ag_task_t *parent,
 static ngx_int_t
 ngx_http_agentgov_api_list(ngx_http_agentgov_api_t *api)
 {
-    u_char                         *p, *last, *amp, *eq, *dst, *src,
-                                    next[AG_TASK_ID_LEN + 1];
+    u_char                          next[AG_TASK_ID_LEN + 1];
     int                             state;
     json_t                         *out;
     ag_str_t                        agent, cursor;
-    ngx_str_t                       name, value, v[4];
+    ngx_str_t                       name, v[4];
     ngx_int_t                       n;
-    ngx_uint_t                      i, limit, seen;
+    ngx_uint_t                      i, limit;
     ngx_http_agentgov_api_list_t    list;
     ngx_http_agentgov_store_rc_e    rc;
 
@@ -924,64 +974,25 @@ ngx_http_agentgov_api_list(ngx_http_agentgov_api_t *api)
 
     /* strict: a misspelt or repeated parameter must not widen a listing */
 
-    ngx_memzero(v, sizeof(v));
-    seen = 0;
+    switch (ngx_http_agentgov_query(api->r, keys, 4, v, &name)) {
 
-    p = api->r->args.data;
-    last = p + api->r->args.len;
+    case NGX_OK:
+        break;
 
-    while (p < last) {
-        amp = ngx_strlchr(p, last, '&');
-        if (amp == NULL) {
-            amp = last;
-        }
+    case NGX_DECLINED:
+        return ngx_http_agentgov_api_error(api, NGX_HTTP_BAD_REQUEST,
+                                           "bad_request", "unknown query "
+                                           "parameter \"%V\" (agent, "
+                                           "state, cursor, limit)", &name);
 
-        eq = ngx_strlchr(p, amp, '=');
+    case NGX_BUSY:
+        return ngx_http_agentgov_api_error(api, NGX_HTTP_BAD_REQUEST,
+                                           "bad_request", "query "
+                                           "parameter \"%V\" given twice",
+                                           &name);
 
-        name.data = p;
-        name.len = (eq ? eq : amp) - p;
-        value.data = eq ? eq + 1 : amp;
-        value.len = amp - value.data;
-
-        p = amp + 1;
-
-        if (name.len == 0 && value.len == 0) {
-            continue;
-        }
-
-        for (i = 0; i < 4; i++) {
-            if (name.len == keys[i].len
-                && ngx_strncmp(name.data, keys[i].data, name.len) == 0)
-            {
-                break;
-            }
-        }
-
-        if (i == 4) {
-            return ngx_http_agentgov_api_error(api, NGX_HTTP_BAD_REQUEST,
-                                               "bad_request", "unknown query "
-                                               "parameter \"%V\" (agent, "
-                                               "state, cursor, limit)", &name);
-        }
-
-        if (seen & (1 << i)) {
-            return ngx_http_agentgov_api_error(api, NGX_HTTP_BAD_REQUEST,
-                                               "bad_request", "query "
-                                               "parameter \"%V\" given twice",
-                                               &name);
-        }
-
-        seen |= 1 << i;
-
-        dst = ngx_pnalloc(api->r->pool, value.len + 1);
-        if (dst == NULL) {
-            return ngx_http_agentgov_api_internal(api, "list");
-        }
-
-        v[i].data = dst;
-        src = value.data;
-        ngx_unescape_uri(&dst, &src, value.len, NGX_UNESCAPE_URI);
-        v[i].len = dst - v[i].data;
+    default:
+        return ngx_http_agentgov_api_internal(api, "list");
     }
 
     /* agent: an agent sees its own tasks only */
@@ -1835,6 +1846,82 @@ ngx_http_agentgov_api_unrecorded(ngx_http_agentgov_api_t *api)
 }
 
 
+/*
+ * The query's parameters, strictly: each of the n names in keys at most
+ * once, URI-decoded into v[i] (empty when absent); any other name is an
+ * error, since a misspelt filter must not widen what is shown. NGX_OK;
+ * NGX_DECLINED (unknown) or NGX_BUSY (given twice) with the name in *bad;
+ * NGX_ERROR.
+ */
+
+ngx_int_t
+ngx_http_agentgov_query(ngx_http_request_t *r, ngx_str_t *keys, ngx_uint_t n,
+    ngx_str_t *v, ngx_str_t *bad)
+{
+    u_char      *p, *last, *amp, *eq, *dst, *src;
+    ngx_str_t    name, value;
+    ngx_uint_t   i, seen;
+
+    ngx_memzero(v, n * sizeof(ngx_str_t));
+    seen = 0;
+
+    p = r->args.data;
+    last = p + r->args.len;
+
+    while (p < last) {
+        amp = ngx_strlchr(p, last, '&');
+        if (amp == NULL) {
+            amp = last;
+        }
+
+        eq = ngx_strlchr(p, amp, '=');
+
+        name.data = p;
+        name.len = (eq ? eq : amp) - p;
+        value.data = eq ? eq + 1 : amp;
+        value.len = amp - value.data;
+
+        p = amp + 1;
+
+        if (name.len == 0 && value.len == 0) {
+            continue;
+        }
+
+        for (i = 0; i < n; i++) {
+            if (name.len == keys[i].len
+                && ngx_strncmp(name.data, keys[i].data, name.len) == 0)
+            {
+                break;
+            }
+        }
+
+        *bad = name;
+
+        if (i == n) {
+            return NGX_DECLINED;
+        }
+
+        if (seen & (1 << i)) {
+            return NGX_BUSY;
+        }
+
+        seen |= 1 << i;
+
+        dst = ngx_pnalloc(r->pool, value.len + 1);
+        if (dst == NULL) {
+            return NGX_ERROR;
+        }
+
+        v[i].data = dst;
+        src = value.data;
+        ngx_unescape_uri(&dst, &src, value.len, NGX_UNESCAPE_URI);
+        v[i].len = dst - v[i].data;
+    }
+
+    return NGX_OK;
+}
+
+
 /* an internal failure still answers in the JSON of SPEC section 9 */
 
 static ngx_int_t
@@ -1946,10 +2033,9 @@ ngx_int_t
 ngx_http_agentgov_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *json)
 {
-    char                      *text;
-    size_t                     len;
-    ngx_table_elt_t           *h;
-    ngx_http_complex_value_t   cv;
+    char    *text;
+    u_char  *p;
+    size_t   len;
 
     text = json_dumps(json, JSON_COMPACT);
     if (text == NULL) {
@@ -1958,22 +2044,33 @@ ngx_http_agentgov_send_json(ngx_http_request_t *r, ngx_uint_t status,
 
     len = ngx_strlen(text);
 
-    ngx_memzero(&cv, sizeof(ngx_http_complex_value_t));
-
-    cv.value.data = ngx_pnalloc(r->pool, len + 1);
-    if (cv.value.data == NULL) {
+    p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL) {
         ngx_explicit_memzero(text, len);
         free(text);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_memcpy(cv.value.data, text, len);
-    cv.value.data[len] = '\n';
-    cv.value.len = len + 1;
+    ngx_memcpy(p, text, len);
+    p[len] = '\n';
 
     /* the text may hold a task token */
     ngx_explicit_memzero(text, len);
     free(text);
+
+    return ngx_http_agentgov_send(r, status, &ngx_http_agentgov_api_json_type,
+                                  p, len + 1);
+}
+
+
+/* An answer of the API: never cached, it shows live state. */
+
+ngx_int_t
+ngx_http_agentgov_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, u_char *data, size_t len)
+{
+    ngx_table_elt_t           *h;
+    ngx_http_complex_value_t   cv;
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
@@ -1984,8 +2081,11 @@ ngx_http_agentgov_send_json(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_set(&h->key, "Cache-Control");
     ngx_str_set(&h->value, "no-store");
 
-    return ngx_http_send_response(r, status, &ngx_http_agentgov_api_json_type,
-                                  &cv);
+    ngx_memzero(&cv, sizeof(ngx_http_complex_value_t));
+    cv.value.data = data;
+    cv.value.len = len;
+
+    return ngx_http_send_response(r, status, type, &cv);
 }
 
 

@@ -77,7 +77,7 @@ static ngx_int_t ngx_http_agentgov_audit_file(
     struct stat *st);
 static void ngx_http_agentgov_audit_failed(ngx_http_agentgov_audit_job_t *job,
     ngx_http_agentgov_audit_head_t *head, ngx_err_t err, const char *what);
-static void ngx_http_agentgov_audit_checkpoint(
+static void ngx_http_agentgov_audit_sign(
     ngx_http_agentgov_main_conf_t *amcf, ngx_log_t *log, uint64_t seq,
     u_char *hash, ngx_uint_t master);
 static void ngx_http_agentgov_audit_queue(const ag_buf_t *body);
@@ -374,7 +374,7 @@ ngx_http_agentgov_audit_tick(ngx_event_t *ev)
                                          ngx_http_agentgov_audit_locked, &job,
                                          NULL, 0);
     if (job.cp_due) {
-        ngx_http_agentgov_audit_checkpoint(amcf, ev->log, job.cp_seq,
+        ngx_http_agentgov_audit_sign(amcf, ev->log, job.cp_seq,
                                            job.cp_hash, 0);
     }
 
@@ -435,7 +435,7 @@ ngx_http_agentgov_audit_flush(ngx_http_agentgov_main_conf_t *amcf,
     ngx_http_agentgov_audit_nq = 0;
 
     if (job.cp_due) {
-        ngx_http_agentgov_audit_checkpoint(amcf, log, job.cp_seq, job.cp_hash,
+        ngx_http_agentgov_audit_sign(amcf, log, job.cp_seq, job.cp_hash,
                                            master);
     }
 
@@ -444,7 +444,7 @@ ngx_http_agentgov_audit_flush(ngx_http_agentgov_main_conf_t *amcf,
 
 
 static void
-ngx_http_agentgov_audit_checkpoint(ngx_http_agentgov_main_conf_t *amcf,
+ngx_http_agentgov_audit_sign(ngx_http_agentgov_main_conf_t *amcf,
     ngx_log_t *log, uint64_t seq, u_char *hash, ngx_uint_t master)
 {
     char                            err[256];
@@ -534,14 +534,14 @@ ngx_http_agentgov_audit_locked(void *data,
         restarted = (lines->len > 0);
     }
 
+    if (job->count == 0 && !restarted) {
+        goto checkpoint;
+    }
+
     if (head->broken) {
         ngx_http_agentgov_audit_failed(job, head, 0, "a partial record "
                                        "could not be removed; restart nginx");
         return NGX_ERROR;
-    }
-
-    if (job->count == 0 && !restarted) {
-        goto checkpoint;
     }
 
     fd = job->conf->file->fd;
@@ -679,12 +679,30 @@ static ngx_int_t
 ngx_http_agentgov_audit_head(ngx_http_agentgov_audit_job_t *job,
     ngx_http_agentgov_audit_head_t *head, ag_buf_t *lines)
 {
+    int               rc;
     char              err[256], hash[AG_AUDIT_HEX];
+    ngx_fd_t          fd;
+    ngx_err_t         e;
     ag_buf_t          restart;
     ag_audit_tail_t   tail;
 
-    if (ag_audit_tail(job->conf->file->fd, &tail, err, sizeof(err)) != 0) {
-        ngx_http_agentgov_audit_failed(job, head, ngx_errno, err);
+    /* the log's own descriptor is write-only */
+    fd = ngx_open_file(job->conf->path.data, NGX_FILE_RDONLY,
+                       NGX_FILE_CREATE_OR_OPEN, NGX_FILE_DEFAULT_ACCESS);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_http_agentgov_audit_failed(job, head, ngx_errno,
+                                       "open() to read its end");
+        return NGX_ERROR;
+    }
+
+    rc = ag_audit_tail(fd, &tail, err, sizeof(err));
+    e = ngx_errno;
+
+    (void) ngx_close_file(fd);
+
+    if (rc != 0) {
+        ngx_http_agentgov_audit_failed(job, head, e, err);
         return NGX_ERROR;
     }
 

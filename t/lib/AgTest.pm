@@ -99,7 +99,8 @@ sub gateway_key {
     my $key = "$self->{dir}/gateway.pem";
     unless (-e $key) {
         my ($rc, $out) = $self->run($CLI, 'keygen', '--out', $key,
-                                    '--type', 'ed25519');
+                                    '--type', 'ed25519', '--jwks',
+                                    "$self->{dir}/gateway.jwks.json");
         die "keygen: $out" if $rc;
     }
     return $key;
@@ -158,6 +159,31 @@ sub audit_key {
         chmod 0600, $key;
     }
     return $key;
+}
+
+# An independent check of the chain (SPEC section 8) in Perl, over files in
+# order: each line's HMAC over its bytes before ,"hash", prev linking to the
+# record before, seq increasing by one. Returns '' or the first fault.
+sub audit_check {
+    my ($self, @files) = @_;
+    require Digest::SHA;
+    my $key = $self->read_file('audit.key');
+    my ($prev, $seq);
+    for my $file (@files ? @files : $self->audit_file) {
+        open my $fh, '<', $file or return "$file: $!";
+        while (my $l = <$fh>) {
+            return "$file:$.: no newline" unless $l =~ s/\n\z//;
+            my ($body, $hash) = $l =~ /\A(.*),"hash":"([0-9a-f]{64})"\}\z/
+                or return "$file:$.: no hash";
+            my ($s) = $body =~ /\A\{"seq":(\d+),/ or return "$file:$.: no seq";
+            my ($p) = $body =~ /,"prev":"([0-9a-f]{64})"\z/ or return "$file:$.: no prev";
+            return "seq $s: hash" unless Digest::SHA::hmac_sha256_hex($body, $key) eq $hash;
+            return "seq $s: prev" if defined $prev && $p ne $prev;
+            return "seq $s: after seq $seq" if defined $seq && $s != $seq + 1;
+            ($prev, $seq) = ($hash, $s);
+        }
+    }
+    return '';
 }
 
 # The audit records, parsed, in file order.
@@ -280,11 +306,13 @@ sub sanitizer_env {
 }
 
 sub start {
-    my ($self) = @_;
+    my ($self, %o) = @_;
     push @LOGS, "$self->{dir}/logs/error.log";
     my @env = sanitizer_env();
-    my ($rc, $out) = $self->run(@env ? ('env', @env) : (), $NGINX, '-p',
-                                "$self->{dir}/", '-c', "$self->{dir}/nginx.conf");
+    # wrap => [...]: a command to start nginx through (limits, for example)
+    my ($rc, $out) = $self->run(@{ $o{wrap} // [] }, @env ? ('env', @env) : (),
+                                $NGINX, '-p', "$self->{dir}/", '-c',
+                                "$self->{dir}/nginx.conf");
     die "nginx failed to start: $out\n" . ($self->read_file('logs/error.log') // '')
         if $rc;
     $self->{started} = 1;
