@@ -466,13 +466,20 @@ my $up_dir = nginx_conf('upstream', http => <<"EOF");
 EOF
 my $up_worker = start_nginx($up_dir, $up_port);
 
+# The third front is the gateway with the audit log on (a test key).
+my $audit_key = write_file("$DIR/audit.key", 'agentgov bench audit key, test only: 0123456789');
+chmod 0600, $audit_key;
+my $audit_file = "$DIR/audit/audit.jsonl";
+mkdir "$DIR/audit";
+
 # The front: the same server for the plain and the gateway runs; the gateway
 # adds load_module, the policy and trust, and two lines per location.
 sub front_http {
-    my ($port, $gw) = @_;
+    my ($port, $gw, $audit) = @_;
     my $h = '';
     $h .= "    agentgov_policy $policy_file;\n    agentgov_trust  $ISS $jwks;\n"
         . "    agentgov_zone bench 32m;\n    agentgov_signing_key $gw_key;\n" if $gw;
+    $h .= "    agentgov_audit_log $audit key=$audit_key fail=closed;\n" if $audit;
     $h .= <<"EOF";
     upstream tool {
         server 127.0.0.1:$up_port;
@@ -502,10 +509,15 @@ my @variants = (
       target => "/tools/read$calls{GET}{path}?$calls{GET}{query}" },
     { key => 'gw-get', name => "gateway GET", front => 'gateway', method => 'GET',
       base => 'plain-get', target => "/tools/read$calls{GET}{path}?$calls{GET}{query}" },
+    { key => 'gwa-get', name => "gateway+audit GET", front => 'audit', method => 'GET',
+      base => 'plain-get', target => "/tools/read$calls{GET}{path}?$calls{GET}{query}" },
     { key => 'plain-post', name => 'plain POST 1 KiB', front => 'plain', method => 'POST',
       body_file => $body_file,
       target => "/tools/write$calls{POST}{path}?$calls{POST}{query}" },
     { key => 'gw-post', name => 'gateway POST 1 KiB', front => 'gateway', method => 'POST',
+      base => 'plain-post', body_file => $body_file,
+      target => "/tools/write$calls{POST}{path}?$calls{POST}{query}" },
+    { key => 'gwa-post', name => 'gateway+audit POST', front => 'audit', method => 'POST',
       base => 'plain-post', body_file => $body_file,
       target => "/tools/write$calls{POST}{path}?$calls{POST}{query}" },
 );
@@ -515,21 +527,24 @@ my @failed;
 # Both fronts run side by side (the idle one costs nothing), so that each
 # gateway run follows its plain run at once, under the same conditions.
 my %front;
-for my $name (qw(plain gateway)) {
-    my $gw = $name eq 'gateway';
+for my $name (qw(plain gateway audit)) {
+    my $gw = $name ne 'plain';
     my $port = free_port();
-    my $d = nginx_conf($name, module => $gw, http => front_http($port, $gw));
+    my $d = nginx_conf($name, module => $gw,
+                       http => front_http($port, $gw, $name eq 'audit' ? $audit_file : undef));
     $front{$name} = { dir => $d, port => $port, worker => start_nginx($d, $port) };
 }
 
-# The gateway's calls carry the token of a task the agent declares first.
-{
-    my $port = $front{gateway}{port};
+# The gateway's calls carry the token of a task the agent declares first (on
+# either gateway: the token is the same key's, the task is in each zone).
+my %task_header;
+for my $name (qw(gateway audit)) {
+    my $port = $front{$name}{port};
     my ($st, $b) = http($port, 'POST', '/agentgov/v1/tasks',
                         ["Agent-Authorization: Bearer $token", 'Content-Type: application/json'],
                         '{"intent": "bench", "ttl": "1h"}');
-    die "gateway: declaring the bench task got HTTP $st: $b\n" unless $st == 201;
-    push @headers, 'Agent-Task: ' . JSON::PP->new->decode($b)->{token};
+    die "$name: declaring the bench task got HTTP $st: $b\n" unless $st == 201;
+    $task_header{$name} = 'Agent-Task: ' . JSON::PP->new->decode($b)->{token};
 }
 
 # Check that every call is answered by the upstream, and that the gateway
@@ -537,8 +552,8 @@ for my $name (qw(plain gateway)) {
 for my $v (@variants) {
     my $port = $front{ $v->{front} }{port};
     $v->{url} = "http://127.0.0.1:$port$v->{target}";
-    $v->{headers} = \@headers;
-    my ($st, $b) = http($port, $v->{method}, $v->{target}, \@headers,
+    $v->{headers} = [ @headers, $task_header{ $v->{front} } // () ];
+    my ($st, $b) = http($port, $v->{method}, $v->{target}, $v->{headers},
                         $v->{body_file} ? $body : undef);
     die "$v->{name}: HTTP $st, not the upstream's answer: $b\n"
         unless $st == 200 && $b eq "{\"ok\":true}\n";
@@ -548,7 +563,7 @@ for my $v (@variants) {
     my ($st) = http($port, 'GET', $variants[1]{target}, ['X-Team: team-support']);
     die "gateway: a call without a token got $st, not 401\n" unless $st == 401;
     (my $big = $body) =~ s/"amount":1200/"amount":9000/;
-    ($st) = http($port, 'POST', $variants[3]{target}, \@headers, $big);
+    ($st) = http($port, 'POST', $variants[4]{target}, [ @headers, $task_header{gateway} ], $big);
     die "gateway: a note over the limit got $st, not 403\n" unless $st == 403;
 }
 
@@ -576,9 +591,22 @@ for my $v (@variants) {
     printf "; one connection: p50 %d us, p99 %d us\n", $one->{p50_us}, $one->{p99_us};
 }
 
-for my $name (qw(plain gateway)) {
+for my $name (qw(plain gateway audit)) {
     my $errlog = read_file("$front{$name}{dir}/logs/error.log") // '';
     push @failed, "$name nginx: $1" if $errlog =~ /(.*exited on signal.*)/;
+}
+
+# The audit log the runs wrote: its size per record, and the CLI's time to
+# verify it.
+my %audit_fig;
+{
+    my $size = -s $audit_file // 0;
+    my $n = 0;
+    if (open my $fh, '<', $audit_file) { $n++ while <$fh>; close $fh }
+    my ($rc, $out, $err, $dt) = run($CLI, 'audit', 'verify', $audit_file, '--key', $audit_key);
+    push @failed, "audit verify of the bench's audit log failed: $out$err" if $rc;
+    %audit_fig = (records => $n, bytes => $n ? $size / $n : 0,
+                  verify_s_per_million => $n ? $dt * 1e6 / $n : 0);
 }
 cleanup();
 
@@ -626,8 +654,6 @@ my $so = read_file($MODULE) // '';
 my @pending = (
     ['credentials injected', 'agentgov_secret',
      'the gateway does not inject credentials yet (SPEC section 7)'],
-    ['audit log on', 'agentgov_audit_log',
-     'the gateway has no audit log yet (SPEC section 8)'],
     ['MCP tools/call with a 1 KiB body', undef,
      'the gateway does not speak MCP yet (tools with "protocol": "mcp"); '
      . 'the 1 KiB JSON POST decided by body: rules stands in for it'],
@@ -691,6 +717,9 @@ for my $v (@variants) {
                      $b ? sprintf('%+d', $r->{p50_us} - $b->{p50_us}) : '-',
                      $b ? sprintf('%+d', $r->{p99_us} - $b->{p99_us}) : '-');
 }
+push @L, sprintf('gateway+audit: agentgov_audit_log fail=closed; %d records written, %.0f bytes each; '
+                 . 'agentgov audit verify: %.2f s per million records',
+                 $audit_fig{records}, $audit_fig{bytes}, $audit_fig{verify_s_per_million});
 push @L, '';
 push @L, 'policy evaluation (agentgov policy eval --bench: one call, rule step only, one core)';
 push @L, sprintf('%-12s %6s %10s %8s %9s %9s %8s %7s', 'policy', 'rules', 'candidates',

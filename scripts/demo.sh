@@ -25,20 +25,28 @@ stop() {
 }
 
 start() {
-    mkdir -p "$run/keys" "$run/logs" "$run/tmp" "$run/state"
+    mkdir -p "$run/keys" "$run/logs" "$run/tmp" "$run/state" "$run/audit"
     chmod 700 "$run/keys"
-    # the workers write the state file; started as root, nginx runs them as nobody
+    # the workers write the state file (and create the audit log again if it
+    # is removed); started as root, nginx runs them as nobody
     if [ "$(id -u)" -eq 0 ]; then
-        chown nobody "$run/state"
+        chown nobody "$run/state" "$run/audit"
     fi
 
     # dev keys: the gateway's own signing key, and an identity provider for
     # agents and people ("agentgov-dev")
-    if [ ! -f "$run/keys/gateway.pem" ]; then
-        "$cli" keygen --type ed25519 --out "$run/keys/gateway.pem" >/dev/null
+    if [ ! -f "$run/keys/gateway.pem" ] || [ ! -f "$run/keys/gateway.jwks.json" ]; then
+        "$cli" keygen --type ed25519 --out "$run/keys/gateway.pem" \
+            --jwks "$run/keys/gateway.jwks.json" --force >/dev/null
     fi
     if [ ! -f "$run/keys/idp.pem" ]; then
         "$cli" keygen --type p256 --out "$run/keys/idp.pem" --jwks "$run/keys/idp.jwks.json" >/dev/null
+    fi
+
+    # the audit log's HMAC key (dev only)
+    if [ ! -f "$run/keys/audit.key" ]; then
+        head -c 32 /dev/urandom > "$run/keys/audit.key"
+        chmod 600 "$run/keys/audit.key"
     fi
 
     cp "$root/policies/example.json" "$run/policy.json"
@@ -63,6 +71,7 @@ http {
     agentgov_zone        agentgov 32m;
     agentgov_signing_key keys/gateway.pem;
     agentgov_state       state/agentgov.state;
+    agentgov_audit_log   audit/audit.jsonl key=keys/audit.key fail=closed;
 
     log_format agentgov '\$remote_addr [\$time_local] "\$request_method \$uri" \$status '
                         'agent=\$agentgov_agent task=\$agentgov_task intent=\$agentgov_intent tool=\$agentgov_tool '
@@ -147,6 +156,10 @@ denied (bulk export is never part of a task):
 held (a refund over 5000 needs finance approval; until approvals are enabled it is refused):
   curl -i -H "Agent-Authorization: Bearer \$AGENT" -H "Agent-Task: \$TASK" -H 'Content-Type: application/json' \\
        -d '{"amount": 9000, "currency": "EUR"}' http://127.0.0.1:$port/tools/payments/v1/refunds
+
+every decision is in the audit log; verify the chain and read it:
+  $cli audit verify $run/audit/audit.jsonl --key $run/keys/audit.key --jwks $run/keys/gateway.jwks.json
+  $cli audit show $run/audit/audit.jsonl
 
 stop it with: make stop
 TXT
