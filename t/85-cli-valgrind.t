@@ -55,6 +55,11 @@ my @runs = (
     [ 'audit verify broken', 'audit', 'verify', "$d/broken.jsonl", '--key',
       "$d/audit.key" ],
     [ 'audit verify cut', 'audit', 'verify', "$d/cut.jsonl", '--key', "$d/audit.key" ],
+    [ 'audit show', 'audit', 'show', "$d/cut.jsonl" ],
+    [ 'audit show filtered', 'audit', 'show', "$d/audit.jsonl", '--agent', 'support-bot',
+      '--decision', 'deny', '--since', '2026-11-23T10:00:02Z' ],
+    [ 'audit show --json', 'audit', 'show', "$d/audit.jsonl", '--json', '--event', 'call' ],
+    [ 'audit show bad --since', 'audit', 'show', "$d/audit.jsonl", '--since', 'now' ],
     [ 'usage error', 'policy', 'frobnicate' ],
 );
 

@@ -1,8 +1,9 @@
 #!/usr/bin/perl
-# agentgov audit verify: chains written here as the gateway writes them (HMAC
-# with Digest::SHA, checkpoint JWS signed by openssl with a key from
-# `agentgov keygen`), then every kind of damage: the exit status, the
-# FILE:LINE of the first broken record and the line itself.
+# agentgov audit verify and show: chains written here as the gateway writes
+# them (HMAC with Digest::SHA, checkpoint JWS signed by openssl with a key
+# from `agentgov keygen`), then every kind of damage: the exit status, the
+# FILE:LINE of the first broken record and the line itself; and the records
+# shown for people, filtered, and raw.
 use strict;
 use warnings;
 use FindBin;
@@ -263,6 +264,94 @@ is($rc, 0, 'a rewritten chain passes the HMAC alone');
 is($rc, 1, 'but not the JWKS');
 like($out, qr{rewritten\.jsonl:11: seq 11: the checkpoint's signature does not verify},
      'it fails at its first checkpoint');
+
+
+# --- audit show -------------------------------------------------------------------
+
+# every kind of record, one agent name with a terminal escape in it
+{
+    my $c = chain();
+    seal($c, call_body(1));
+    seal($c, qq("event":"result","request_id":"req-1","agent":"support-bot","tool":"payments",)
+             . qq("action":{"method":"POST","host":"pay.example","path":"/v1/refunds/1"},)
+             . qq("status":201,"latency_us":12345));
+    seal($c, call_body(4));
+    seal($c, qq("event":"call","request_id":"req-5","agent":"ops-bot","task":"t-42",)
+             . qq("tool":"search","action":{"mcp_method":"tools/call","mcp_tool":"query"},)
+             . qq("decision":"hold","rule":"needs-approval"));
+    seal($c, qq("event":"approval","request_id":"req-5","agent":"ops-bot","tool":"search",)
+             . qq("decision":"approved","approval":{"id":"ap-1","approver":"alice"}));
+    seal($c, qq("event":"task","agent":"ops-bot","task":"t-42","op":"declare","by":"bob",)
+             . qq("decision":"allow"));
+    seal($c, '"event":"call","agent":"evil\\u001b[31m\\u009b2J","tool":"payments",'
+             . '"action":{"method":"GET","host":"pay.example","path":"/x\\u0007"},'
+             . '"decision":"monitor-deny","rule":"r"');
+    checkpoint($c, "$d/gw.pem", $kid);
+    $t->write_file('show.jsonl', text(@{ $c->{lines} }) . "not a record\n");
+}
+
+sub show {
+    my ($rc, $out) = $t->run($cli, 'audit', 'show', "$d/show.jsonl", @_);
+    return ($rc >> 8, $out);
+}
+
+($rc, $out) = show();
+is($rc, 0, 'audit show');
+my @rows = split /\n/, $out;
+like($rows[0], qr/^SEQ\s+TIME\s+EVENT\s+DECISION\s+AGENT\s+TOOL\s+ACTION\s+RULE\s+STATUS$/,
+     'a header');
+like($rows[1], qr{^1\s+2026-11-23\ 10:00:00\.001\ call\s+allow\s+support-bot\s+payments\s+
+                  POST\ /v1/refunds/1\s+refunds-small$}x, 'a call');
+like($rows[2], qr{^2\s+\S+\ \S+\ result\s+-\s+support-bot\s+payments\s+POST\ /v1/refunds/1\s+
+                  -\s+201\ 12\.3ms$}x, 'a result: status and latency');
+like($rows[3], qr{^3 .* deny\s+support-bot}, 'a denied call');
+like($rows[4], qr{^4 .* hold\s+ops-bot\s+search\s+tools/call query\s+needs-approval$},
+     'an MCP call');
+like($rows[5], qr{^5 .* approval\s+approved\s+ops-bot\s+search\s+approval ap-1 by alice},
+     'an approval');
+like($rows[6], qr{^6 .* task\s+allow\s+ops-bot\s+-\s+declare by bob}, 'a task operation');
+like($rows[7], qr{^7 .* monitor-deny\s+evil\?\[31m\?2J\s+payments\s+GET /x\?\s+r$},
+     'control characters are shown as ?');
+like($rows[8], qr{^8 .* checkpoint\s+-\s+-\s+-\s+of seq 7\s+-$}, 'a checkpoint');
+is(scalar @rows, 10, 'every record, and a note');
+like($out, qr/show\.jsonl: 1 line that is not a record/, 'the line that is not a record');
+unlike($out, qr/\e/, 'no escape sequence when standard output is not a terminal');
+
+($rc, $out) = show('--agent', 'ops-bot');
+is(scalar(() = $out =~ /^\d+ /mg), 3, '--agent');
+($rc, $out) = show('--agent=ops-bot', '--event', 'task');
+like($out, qr/^6 /m, '--agent and --event');
+is(scalar(() = $out =~ /^\d+ /mg), 1, 'only that one');
+($rc, $out) = show('--decision', 'deny');
+like($out, qr/^3 /m, '--decision deny');
+is(scalar(() = $out =~ /^\d+ /mg), 1, 'not monitor-deny');
+($rc, $out) = show('--tool', 'search', '--task', 't-42');
+is(scalar(() = $out =~ /^\d+ /mg), 1, '--tool and --task');
+($rc, $out) = show('--event', 'checkpoint');
+like($out, qr/^8 /m, '--event checkpoint');
+($rc, $out) = show('--since', ts(6));
+is(scalar(() = $out =~ /^\d+ /mg), 3, '--since: that record and the later ones');
+($rc, $out) = show('--since', '2026-11-23T10:00:00.0075Z');
+is(scalar(() = $out =~ /^\d+ /mg), 2, '--since with a fraction');
+
+$out = `$cli audit show $d/show.jsonl --json --agent ops-bot 2>/dev/null`;
+my @want = (split /\n/, $t->read_file('show.jsonl'))[3, 4, 5];
+is($out, join('', map { "$_\n" } @want), '--json: the lines as they are');
+
+for my $case (
+    [ 'show: no file', [], qr/FILE is missing/ ],
+    [ 'show: bad --since', [ "$d/show.jsonl", '--since', '2026-11-23' ], qr/--since 2026-11-23/ ],
+    [ 'show: --since with an offset', [ "$d/show.jsonl", '--since', '2026-11-23T10:00:00+01:00' ],
+      qr/in UTC/ ],
+    [ 'show: unknown option', [ "$d/show.jsonl", '--colour' ], qr/unknown option --colour/ ],
+    [ 'show: two files', [ "$d/show.jsonl", "$d/good.jsonl" ], qr/unexpected argument/ ],
+    [ 'show: missing file', [ "$d/nothing.jsonl" ], qr/nothing\.jsonl: No such file/ ],
+) {
+    my ($name, $args, $want) = @$case;
+    my ($rc, $out) = $t->run($cli, 'audit', 'show', @$args);
+    is($rc >> 8, 2, "$name: exit 2");
+    like($out, $want, "$name: says so") or diag $out;
+}
 
 
 # --- usage and I/O ------------------------------------------------------------------

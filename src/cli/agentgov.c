@@ -9,6 +9,7 @@
  *   agentgov token --key KEY.pem --iss ISS --sub SUB [...]
  *   agentgov keygen --out KEY.pem [--type ed25519|p256|rsa] [...]
  *   agentgov audit verify FILE... --key KEYFILE [--jwks JWKS]
+ *   agentgov audit show FILE [--agent A] [--task T] [...] [--json]
  *   agentgov version | help
  *
  * Exit codes: 0 success, 1 a check or a test failed (or a policy did not load,
@@ -85,6 +86,8 @@ static const char  ag_cli_usage_text[] =
     "  keygen --out KEY.pem [--type ed25519|p256|rsa] [--jwks JWKS.json]\n"
     "        [--kid KID] [--force]\n"
     "  audit verify FILE... --key KEYFILE [--jwks JWKS.json]\n"
+    "  audit show FILE [--agent A] [--task T] [--tool T] [--decision D]\n"
+    "        [--event E] [--since RFC3339] [--json]\n"
     "  version\n"
     "  help\n"
     "\n"
@@ -1894,6 +1897,425 @@ done:
 }
 
 
+/* --- audit show ------------------------------------------------------------ */
+
+typedef struct {
+    const char          *file;
+    ag_audit_filter_t    filter;
+    const char          *since;
+    char                 since_ts[AG_AUDIT_TS_LEN + 1];
+    int                  json;
+    int                  colour;
+    uint64_t             skipped;     /* lines that are not records */
+} ag_cli_show_t;
+
+#define AG_CLI_RED        "\033[31m"
+#define AG_CLI_GREEN      "\033[32m"
+#define AG_CLI_YELLOW     "\033[33m"
+#define AG_CLI_RESET      "\033[0m"
+
+
+static int
+ag_cli_show_args(int argc, char **argv, ag_cli_show_t *o)
+{
+    int          i, k, rc;
+    int64_t      us;
+    const char  *v;
+    ag_str_t    *slot[] = { &o->filter.agent, &o->filter.task,
+                            &o->filter.tool, &o->filter.decision,
+                            &o->filter.event };
+    static const char *names[] = { "--agent", "--task", "--tool",
+                                   "--decision", "--event" };
+
+    for (i = 0; i < argc; i++) {
+        for (k = 0, rc = 0; rc == 0 && k < 5; k++) {
+            rc = ag_cli_opt(argc, argv, &i, names[k], &v);
+            if (rc > 0) {
+                slot[k]->p = v;
+                slot[k]->len = strlen(v);
+            }
+        }
+
+        if (rc == 0) {
+            rc = ag_cli_opt(argc, argv, &i, "--since", &o->since);
+        }
+
+        if (rc < 0) {
+            return -1;
+        }
+
+        if (rc > 0) {
+            continue;
+        }
+
+        if (strcmp(argv[i], "--json") == 0) {
+            o->json = 1;
+
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            ag_cli_usage("audit show: unknown option %s", argv[i]);
+            return -1;
+
+        } else if (o->file == NULL) {
+            o->file = argv[i];
+
+        } else {
+            ag_cli_usage("audit show: unexpected argument %s", argv[i]);
+            return -1;
+        }
+    }
+
+    if (o->file == NULL) {
+        ag_cli_usage("%s", "audit show: FILE is missing");
+        return -1;
+    }
+
+    if (o->since != NULL) {
+        if (ag_audit_ts_parse(o->since, strlen(o->since), &us) != 0) {
+            ag_cli_usage("--since %s: expected an RFC 3339 time in UTC, like "
+                         "2026-11-23T15:00:00Z", o->since);
+            return -1;
+        }
+
+        /* records' ts have one fixed form, so text order is time order */
+        ag_audit_ts(us, o->since_ts);
+    }
+
+    return 0;
+}
+
+
+/*
+ * A value from the record, for a terminal: names and paths come from agents,
+ * so control characters (C0, DEL and C1, which can start escape sequences)
+ * are shown as '?'. The cell is padded to width and followed by a space; a
+ * longer value is not cut. colour, when set, wraps the value.
+ */
+static void
+ag_cli_cell(ag_buf_t *row, const char *s, size_t len, int width,
+    const char *colour)
+{
+    size_t               i, run;
+    const unsigned char  *u = (const unsigned char *) s;
+
+    if (colour != NULL) {
+        ag_buf_str(row, colour);
+    }
+
+    for (i = 0; i < len; i += run) {
+        for (run = 0; i + run < len && u[i + run] >= 0x20
+                      && u[i + run] != 0x7f && u[i + run] != 0xc2; run++)
+        {
+            /* void */
+        }
+
+        if (run > 0) {
+            ag_buf_add(row, s + i, run);
+            continue;
+        }
+
+        run = 1;
+
+        if (u[i] == 0xc2 && i + 1 < len && u[i + 1] >= 0x80
+            && u[i + 1] <= 0x9f)
+        {
+            run = 2;
+            ag_buf_add(row, "?", 1);
+
+        } else if (u[i] == 0xc2) {
+            ag_buf_add(row, s + i, 1);
+
+        } else {
+            ag_buf_add(row, "?", 1);
+        }
+    }
+
+    if (colour != NULL) {
+        ag_buf_str(row, AG_CLI_RESET);
+    }
+
+    for ( /* void */ ; (int) len < width; len++) {
+        ag_buf_add(row, " ", 1);
+    }
+
+    ag_buf_add(row, " ", 1);
+}
+
+
+static void
+ag_cli_cell_json(ag_buf_t *row, json_t *v, int width, const char *colour)
+{
+    if (json_is_string(v)) {
+        ag_cli_cell(row, json_string_value(v), json_string_length(v), width,
+                    colour);
+    } else {
+        ag_cli_cell(row, "-", 1, width, NULL);
+    }
+}
+
+
+static const char *
+ag_cli_decision_colour(const char *d)
+{
+    if (d == NULL) {
+        return NULL;
+    }
+
+    if (strcmp(d, "deny") == 0 || strcmp(d, "denied") == 0
+        || strcmp(d, "expired") == 0)
+    {
+        return AG_CLI_RED;
+    }
+
+    if (strcmp(d, "allow") == 0 || strcmp(d, "approved") == 0) {
+        return AG_CLI_GREEN;
+    }
+
+    if (strcmp(d, "hold") == 0 || strncmp(d, "monitor-", 8) == 0) {
+        return AG_CLI_YELLOW;
+    }
+
+    return NULL;
+}
+
+
+/* What the record acts on, by its kind: the call's method and path or MCP
+   tool, an approval, a task or agent operation, a checkpoint's record. */
+static void
+ag_cli_action(json_t *rec, char *buf, size_t size)
+{
+    json_t      *a, *v;
+    const char  *s1, *s2;
+
+    buf[0] = '\0';
+    a = json_object_get(rec, "action");
+
+    if (json_is_object(a)) {
+        s1 = json_string_value(json_object_get(a, "method"));
+        s2 = json_string_value(json_object_get(a, "path"));
+        if (s1 == NULL) {
+            s1 = json_string_value(json_object_get(a, "mcp_method"));
+            s2 = json_string_value(json_object_get(a, "mcp_tool"));
+        }
+        snprintf(buf, size, "%s%s%s", s1 ? s1 : "", s1 && s2 ? " " : "",
+                 s2 ? s2 : "");
+        return;
+    }
+
+    a = json_object_get(rec, "approval");
+    if (json_is_object(a)) {
+        s1 = json_string_value(json_object_get(a, "id"));
+        s2 = json_string_value(json_object_get(a, "approver"));
+        snprintf(buf, size, "approval %s%s%s", s1 ? s1 : "?",
+                 s2 ? " by " : "", s2 ? s2 : "");
+        return;
+    }
+
+    a = json_object_get(rec, "checkpoint");
+    if (json_is_object(a)) {
+        v = json_object_get(a, "seq");
+        snprintf(buf, size, "of seq %" JSON_INTEGER_FORMAT,
+                 json_integer_value(v));
+        return;
+    }
+
+    a = json_object_get(rec, "partial");
+    if (json_is_object(a)) {
+        v = json_object_get(a, "bytes");
+        snprintf(buf, size, "after %" JSON_INTEGER_FORMAT " partial bytes",
+                 json_integer_value(v));
+        return;
+    }
+
+    s1 = json_string_value(json_object_get(rec, "op"));
+    s2 = json_string_value(json_object_get(rec, "by"));
+    if (s1 != NULL) {
+        snprintf(buf, size, "%s%s%s", s1, s2 ? " by " : "", s2 ? s2 : "");
+        return;
+    }
+
+    a = json_object_get(rec, "policy");
+    s1 = json_string_value(json_object_get(a, "sha256"));
+    s2 = json_string_value(json_object_get(rec, "reason"));
+    if (s1 != NULL) {
+        snprintf(buf, size, "%s sha256 %.12s", s2 ? s2 : "policy", s1);
+    }
+}
+
+
+static void
+ag_cli_status(json_t *rec, char *buf, size_t size)
+{
+    int         n;
+    json_t     *st, *lat;
+    json_int_t  us;
+
+    buf[0] = '\0';
+    st = json_object_get(rec, "status");
+    lat = json_object_get(rec, "latency_us");
+    n = 0;
+
+    if (json_is_integer(st)) {
+        n = snprintf(buf, size, "%" JSON_INTEGER_FORMAT " ",
+                     json_integer_value(st));
+    }
+
+    if (!json_is_integer(lat) || n < 0 || (size_t) n >= size) {
+        return;
+    }
+
+    us = json_integer_value(lat);
+
+    if (us < 1000) {
+        snprintf(buf + n, size - n, "%" JSON_INTEGER_FORMAT "us", us);
+    } else if (us < 1000000) {
+        snprintf(buf + n, size - n, "%.1fms", (double) us / 1e3);
+    } else {
+        snprintf(buf + n, size - n, "%.2fs", (double) us / 1e6);
+    }
+}
+
+
+#define AG_CLI_SHOW_HEADER                                                   \
+    "SEQ      TIME                    EVENT      DECISION     AGENT"         \
+    "            TOOL         ACTION                         RULE"           \
+    "                 STATUS\n"
+
+
+static void
+ag_cli_show_record(const ag_cli_show_t *o, ag_buf_t *row,
+    const ag_audit_line_t *l, const char *line, size_t len)
+{
+    char          seq[24], ts[32], action[256], status[64];
+    json_t       *rec, *d;
+    json_error_t  jerr;
+
+    /* the line has a record's form, but its members may still not be JSON:
+       the columns that need them are then "-" */
+    rec = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                     &jerr);
+
+    ag_buf_reset(row);
+
+    snprintf(seq, sizeof(seq), "%" PRIu64, l->seq);
+    ag_cli_cell(row, seq, strlen(seq), 8, NULL);
+
+    /* 2026-11-23 15:35:57.123: to the millisecond; --json has it all */
+    memcpy(ts, l->ts.p, 23);
+    ts[10] = ' ';
+    ag_cli_cell(row, ts, 23, 23, NULL);
+
+    ag_cli_cell(row, l->event.p, l->event.len, 10, NULL);
+
+    d = json_object_get(rec, "decision");
+    ag_cli_cell_json(row, d, 12, o->colour
+                     ? ag_cli_decision_colour(json_string_value(d)) : NULL);
+
+    ag_cli_cell_json(row, json_object_get(rec, "agent"), 16, NULL);
+    ag_cli_cell_json(row, json_object_get(rec, "tool"), 12, NULL);
+
+    ag_cli_action(rec, action, sizeof(action));
+    ag_cli_cell(row, action[0] ? action : "-", action[0] ? strlen(action) : 1,
+                30, NULL);
+
+    ag_cli_cell_json(row, json_object_get(rec, "rule"), 20, NULL);
+
+    ag_cli_status(rec, status, sizeof(status));
+    ag_cli_cell(row, status, strlen(status), 0, NULL);
+
+    while (row->len > 0 && row->p[row->len - 1] == ' ') {
+        row->len--;
+    }
+
+    ag_buf_add(row, "\n", 1);
+
+    if (!row->failed) {
+        fwrite(row->p, 1, row->len, stdout);
+    }
+
+    json_decref(rec);
+}
+
+
+static int
+ag_cli_audit_show(int argc, char **argv)
+{
+    int               complete;
+    size_t            len;
+    ag_buf_t          row;
+    const char       *line, *nc;
+    ag_cli_show_t     o;
+    ag_cli_lines_t    r;
+    ag_audit_line_t   l;
+    ag_cli_line_rc_t  rc;
+
+    memset(&o, 0, sizeof(o));
+    memset(&row, 0, sizeof(row));
+
+    if (ag_cli_show_args(argc, argv, &o) != 0) {
+        return AG_CLI_USAGE;
+    }
+
+    nc = getenv("NO_COLOR");
+    o.colour = !o.json && isatty(STDOUT_FILENO) && (nc == NULL || nc[0] == 0);
+
+    if (ag_cli_lines_open(&r, o.file) != 0) {
+        return AG_CLI_USAGE;
+    }
+
+    if (!o.json) {
+        fputs(AG_CLI_SHOW_HEADER, stdout);
+    }
+
+    for ( ;; ) {
+        rc = ag_cli_lines_next(&r, &line, &len, &complete);
+
+        if (rc == AG_CLI_LINE_END) {
+            break;
+        }
+
+        if (rc == AG_CLI_LINE_ERROR) {
+            fprintf(stderr, "agentgov: %s: %s\n", r.name, strerror(errno));
+            ag_cli_lines_close(&r);
+            ag_buf_free(&row);
+            return AG_CLI_USAGE;
+        }
+
+        if (rc == AG_CLI_LINE_LONG || !complete
+            || ag_audit_line_parse(line, len, &l, NULL, 0) != 0)
+        {
+            o.skipped++;
+            continue;
+        }
+
+        if ((o.since != NULL
+             && memcmp(l.ts.p, o.since_ts, AG_AUDIT_TS_LEN) < 0)
+            || !ag_audit_filter_match(&o.filter, line, len))
+        {
+            continue;
+        }
+
+        if (o.json) {
+            fwrite(line, 1, len, stdout);
+            putchar('\n');
+        } else {
+            ag_cli_show_record(&o, &row, &l, line, len);
+        }
+    }
+
+    ag_cli_lines_close(&r);
+    ag_buf_free(&row);
+
+    if (o.skipped) {
+        fflush(stdout);
+        fprintf(stderr, "agentgov: %s: %" PRIu64 " line%s that %s not a "
+                "record (see agentgov audit verify)\n", r.name, o.skipped,
+                o.skipped == 1 ? "" : "s", o.skipped == 1 ? "is" : "are");
+    }
+
+    return AG_CLI_OK;
+}
+
+
 static int
 ag_cli_audit(int argc, char **argv)
 {
@@ -1903,6 +2325,10 @@ ag_cli_audit(int argc, char **argv)
 
     if (strcmp(argv[0], "verify") == 0) {
         return ag_cli_audit_verify(argc - 1, argv + 1);
+    }
+
+    if (strcmp(argv[0], "show") == 0) {
+        return ag_cli_audit_show(argc - 1, argv + 1);
     }
 
     return ag_cli_usage("audit: unknown subcommand %s", argv[0]);
