@@ -40,6 +40,10 @@
 #define AG_AUDIT_RING        65536
 #define AG_AUDIT_WHY_LEN     128
 
+/* what a record added to the counts, to take back with the record */
+#define AG_AUDIT_COUNTED_CHECKPOINT  0x01
+#define AG_AUDIT_COUNTED_RESTART     0x02
+
 #define ag_event_is(l, name)                                                  \
     ((l)->event.len == sizeof(name) - 1                                       \
      && memcmp((l)->event.p, name, sizeof(name) - 1) == 0)
@@ -62,6 +66,8 @@ struct ag_audit_verifier_s {
     char                      last_prev[AG_AUDIT_HEX];
     char                     *last_line;  /* AG_AUDIT_LINE_MAX bytes */
     size_t                    last_len;
+    unsigned                  last_counted;
+    unsigned                  counted;    /* by the record being checked */
 
     /* lines after the last record that are not records */
     uint64_t                  held_line;  /* the first of them; 0: none */
@@ -347,6 +353,14 @@ ag_audit_restart(ag_audit_verifier_t *v, const ag_audit_line_t *l,
 
         v->st.records--;
 
+        if (v->last_counted & AG_AUDIT_COUNTED_CHECKPOINT) {
+            v->st.checkpoints--;
+        }
+
+        if (v->last_counted & AG_AUDIT_COUNTED_RESTART) {
+            v->st.restarts--;
+        }
+
     } else if (v->held_line) {
         if (!ag_audit_held_match(v, bytes, sha)) {
             ag_errf(err, errlen, "seq %" PRIu64 ": the %" PRIu64 " partial "
@@ -368,6 +382,7 @@ ag_audit_restart(ag_audit_verifier_t *v, const ag_audit_line_t *l,
     }
 
     v->st.restarts++;
+    v->counted |= AG_AUDIT_COUNTED_RESTART;
 
     return 0;
 }
@@ -408,6 +423,7 @@ ag_audit_checkpoint_sig(ag_audit_verifier_t *v, const ag_audit_line_t *l,
 
     json_decref(payload);
     v->st.checkpoints++;
+    v->counted |= AG_AUDIT_COUNTED_CHECKPOINT;
 
     return 0;
 }
@@ -587,6 +603,8 @@ ag_audit_verify_line(ag_audit_verifier_t *v, const char *line, size_t len,
     undo = restart && v->started && v->held_line == 0 && l.seq == v->seq
            && memcmp(l.prev, v->last_prev, AG_AUDIT_HEX) == 0;
 
+    v->counted = 0;
+
     if (!undo && ag_audit_link(v, &l, err, errlen) != 0) {
         return ag_audit_fail(v);
     }
@@ -607,6 +625,7 @@ ag_audit_verify_line(ag_audit_verifier_t *v, const char *line, size_t len,
     memcpy(v->last_prev, l.prev, AG_AUDIT_HEX);
     memcpy(v->last_line, line, len);
     v->last_len = len;
+    v->last_counted = v->counted;
 
     seen = &v->ring[l.seq % AG_AUDIT_RING];
     seen->seq = l.seq;

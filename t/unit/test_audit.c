@@ -1761,6 +1761,47 @@ test_checkpoint_rewritten_stale(void **state)
 
 
 static void
+test_checkpoint_cut(void **state)
+{
+    chain_t                   c;
+    ag_buf_t                  b;
+    cp_t                     *t = *state;
+    ag_audit_tail_t           tail;
+    ag_audit_verify_stats_t   st;
+
+    /* seq 11, a checkpoint, lost its '\n' in a crash: the restart record
+       takes its seq, and it no longer counts */
+    t->l.n = 11;
+    lines_join(&t->l, &t->out);
+    t->l.n = 110;
+    t->out.len--;
+
+    tail_of(t->out.p, t->out.len, &tail);
+    assert_int_equal(tail.seq, 10);
+    assert_int_equal(tail.partial_newline, 1);
+    ag_buf_add(&t->out, "\n", 1);
+
+    chain_init(&c, t->k);
+    c.seq = tail.seq;
+    memcpy(c.hash, tail.hash, AG_AUDIT_HEX);
+    memset(&b, 0, sizeof(b));
+    ag_audit_restart_body(&tail, &b);
+    chain_add_body(&c, b.p, b.len);
+    chain_add_call(&c, 11);
+    ag_buf_add(&t->out, c.text.p, c.text.len);
+
+    assert_verify_ok(t->k, t->gw.jwks, t->out.p, t->out.len, &st);
+    assert_int_equal(st.records, 12);
+    assert_int_equal(st.last_seq, 12);
+    assert_int_equal(st.checkpoints, 0);
+    assert_int_equal(st.restarts, 1);
+
+    ag_buf_free(&b);
+    chain_free(&c);
+}
+
+
+static void
 test_checkpoint_wrong_typ(void **state)
 {
     char      err[256], *tok;
@@ -2004,6 +2045,8 @@ main(void)
                                         cp_setup, cp_teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_rewritten_stale,
                                         cp_setup, cp_teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_cut, cp_setup,
+                                        cp_teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_wrong_typ, cp_setup,
                                         cp_teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_out_of_ring, cp_setup,
