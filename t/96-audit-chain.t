@@ -192,6 +192,21 @@ is($after[-1]{event}, 'policy', 'then the policy record');
 ($rc, $out) = verify($file, '--key', $key, '--jwks', $jwks);
 is($rc, 0, 'verify accepts a cut line the restart record explains') or diag($out);
 
+# an empty line after the last record (added by hand): bytes after the last
+# record, though none of them a record's
+$t->stop;
+$last = ($t->audit_records)[-1];
+open $fh, '>>', $file or die;
+print $fh "\n";
+close $fh;
+$t->start_echo->start;
+@after = $t->audit_records;
+is($after[-2]{event}, 'restart', 'an empty last line gets a restart record too');
+is($after[-2]{partial}{bytes}, 0, 'naming no bytes');
+is($after[-2]{prev}, $last->{hash}, 'after the last record');
+($rc, $out) = verify($file, '--key', $key);
+is($rc, 0, 'and verify accepts it') or diag($out);
+
 # --- rotation ---------------------------------------------------------------------------
 
 $last = ($t->audit_records)[-1];

@@ -943,6 +943,7 @@ ag_audit_tail(int fd, ag_audit_tail_t *t, char *err, size_t errlen)
     free(buf);
 
     if (end < size) {
+        t->partial = 1;
         t->partial_offset = end;
         t->partial_len = size - end;
         t->partial_newline = !last_nl;

@@ -158,8 +158,10 @@ typedef struct {
      * does not end with '\n', so the writer must add one before the
      * restart record. The restart record names these bytes exactly.
      */
+    int          partial;             /* some bytes follow the last record,
+                                         if only an empty line */
     off_t        partial_offset;
-    off_t        partial_len;         /* 0: none */
+    off_t        partial_len;
     int          partial_newline;
     char         partial_sha256[AG_AUDIT_HEX];
 } ag_audit_tail_t;

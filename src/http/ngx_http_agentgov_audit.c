@@ -726,7 +726,7 @@ ngx_http_agentgov_audit_head(ngx_http_agentgov_audit_job_t *job,
                       &job->conf->path, tail.size);
     }
 
-    if (tail.partial_len == 0) {
+    if (!tail.partial) {
         return NGX_OK;
     }
 

@@ -298,7 +298,7 @@ ngx_http_agentgov_health(ngx_http_request_t *r)
                     "policy", amcf->policy ? ag_policy_sha256(amcf->policy)
                                            : NULL,
                     "audit", audit,
-                    "zone_used", st.used);
+                    "zone_used", (double) (int64_t) (st.used * 1e4) / 1e4);
     if (out == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -16,7 +16,8 @@
 # cmocka-style test per corpus file, for t/run-all (see `test:` below).
 
 FUZZ_TARGETS    := json policy policy_index call jwt jwt_claims jwks spiffe \
-                   spiffe_id match task task_plan audit_read audit
+                   spiffe_id match task task_plan audit_read audit \
+                   audit_tail
 FUZZ_RUN        ?= $(FUZZ_TARGETS)
 FUZZ_SECONDS    ?= 30
 FUZZ_CC         ?= clang
@@ -41,6 +42,7 @@ FUZZ_MAXLEN_task         := 4096
 FUZZ_MAXLEN_task_plan    := 2048
 FUZZ_MAXLEN_audit_read   := 8192
 FUZZ_MAXLEN_audit        := 8192
+FUZZ_MAXLEN_audit_tail   := 4096
 
 # more libFuzzer options per target: the slow structured ones would
 # otherwise spend their run on short inputs (-len_control)
