@@ -125,51 +125,6 @@ ag_buf_u64(ag_buf_t *b, uint64_t v)
 }
 
 
-/* The length of the UTF-8 sequence at s (1..4), or 0 if it is not one. */
-
-static size_t
-ag_utf8_len(const unsigned char *s, size_t len)
-{
-    size_t    n, i;
-    uint32_t  c, min;
-
-    if (s[0] < 0x80) {
-        return 1;
-    }
-
-    if ((s[0] & 0xe0) == 0xc0) {
-        n = 2; c = s[0] & 0x1f; min = 0x80;
-
-    } else if ((s[0] & 0xf0) == 0xe0) {
-        n = 3; c = s[0] & 0x0f; min = 0x800;
-
-    } else if ((s[0] & 0xf8) == 0xf0) {
-        n = 4; c = s[0] & 0x07; min = 0x10000;
-
-    } else {
-        return 0;
-    }
-
-    if (len < n) {
-        return 0;
-    }
-
-    for (i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-
-        c = (c << 6) | (s[i] & 0x3f);
-    }
-
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
-        return 0;
-    }
-
-    return n;
-}
-
-
 void
 ag_buf_json_str(ag_buf_t *b, const char *s, size_t len)
 {
@@ -751,36 +706,6 @@ ag_audit_line_parse(const char *line, size_t len, ag_audit_line_t *out,
 
 
 /* --- the end of a file ------------------------------------------------------- */
-
-static int
-ag_pread_all(int fd, char *buf, size_t len, off_t off)
-{
-    ssize_t  n;
-    size_t   done;
-
-    done = 0;
-
-    while (done < len) {
-        n = pread(fd, buf + done, len - done, off + (off_t) done);
-
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -1;
-        }
-
-        if (n == 0) {
-            errno = EIO;        /* the file shrank under us */
-            return -1;
-        }
-
-        done += (size_t) n;
-    }
-
-    return 0;
-}
-
 
 /* SHA-256 of the bytes [off, off + len) of fd, in hex. */
 

@@ -38,40 +38,6 @@
 
 /* --- timestamps ---------------------------------------------------------------- */
 
-static int
-ag_ts_digits(const char *s, int n)
-{
-    int  i, v;
-
-    for (i = 0, v = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return -1;
-        }
-        v = v * 10 + (s[i] - '0');
-    }
-
-    return v;
-}
-
-
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar: the
-   year is taken to start in March, so the leap day comes last. */
-
-static int64_t
-ag_ts_days(int64_t y, int m, int d)
-{
-    int64_t  era, yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-
-    return era * 146097 + doe - 719468;
-}
-
-
 /*
  * "2026-11-23T15:35:57.123456Z" (what ag_audit_ts writes) or
  * "2026-11-23T15:35:57Z", to microseconds since the epoch. The fraction may
@@ -85,66 +51,7 @@ ag_ts_days(int64_t y, int m, int d)
 int
 ag_audit_ts_parse(const char *s, size_t len, int64_t *us)
 {
-    static const int  mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30,
-                                  31 };
-    int      y, mo, d, h, mi, se, leap;
-    size_t   i, nfrac;
-    int64_t  frac;
-
-    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't')
-        || s[13] != ':' || s[16] != ':')
-    {
-        return -1;
-    }
-
-    y = ag_ts_digits(s, 4);
-    mo = ag_ts_digits(s + 5, 2);
-    d = ag_ts_digits(s + 8, 2);
-    h = ag_ts_digits(s + 11, 2);
-    mi = ag_ts_digits(s + 14, 2);
-    se = ag_ts_digits(s + 17, 2);
-
-    if (y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0
-        || mi > 59 || se < 0 || se > 60)
-    {
-        return -1;
-    }
-
-    leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-
-    if (d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap)) {
-        return -1;
-    }
-
-    frac = 0;
-    nfrac = 0;
-    i = 19;
-
-    if (s[i] == '.') {
-        for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
-            if (nfrac < 6) {
-                frac = frac * 10 + (s[i] - '0');
-            }
-            nfrac++;
-        }
-
-        if (nfrac == 0 || nfrac > 9) {
-            return -1;
-        }
-
-        for ( /* void */ ; nfrac < 6; nfrac++) {
-            frac *= 10;
-        }
-    }
-
-    if (i + 1 != len || (s[i] != 'Z' && s[i] != 'z')) {
-        return -1;
-    }
-
-    *us = (ag_ts_days(y, mo, d) * 86400 + h * 3600 + mi * 60
-           + (se > 59 ? 59 : se)) * 1000000 + frac;
-
-    return 0;
+    return ag_rfc3339_us(s, len, AG_TIME_FRAC9, us);
 }
 
 
@@ -204,47 +111,6 @@ ag_json_hex4(const char *p, uint32_t *v)
     }
 
     return 0;
-}
-
-
-/* The length of the UTF-8 sequence at s (2..4), or 0 if it is not one. */
-
-static size_t
-ag_json_utf8(const unsigned char *s, const unsigned char *last)
-{
-    size_t    n, i;
-    uint32_t  c, min;
-
-    if ((s[0] & 0xe0) == 0xc0) {
-        n = 2; c = s[0] & 0x1f; min = 0x80;
-
-    } else if ((s[0] & 0xf0) == 0xe0) {
-        n = 3; c = s[0] & 0x0f; min = 0x800;
-
-    } else if ((s[0] & 0xf8) == 0xf0) {
-        n = 4; c = s[0] & 0x07; min = 0x10000;
-
-    } else {
-        return 0;
-    }
-
-    if ((size_t) (last - s) < n) {
-        return 0;
-    }
-
-    for (i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-
-        c = (c << 6) | (s[i] & 0x3f);
-    }
-
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
-        return 0;
-    }
-
-    return n;
 }
 
 
@@ -387,7 +253,7 @@ ag_json_string(const char *p, const char *last, int *esc)
             return NULL;            /* a control character */
         }
 
-        n = ag_json_utf8(u, (const unsigned char *) last);
+        n = ag_utf8_len(u, (const unsigned char *) last - u);
         if (n == 0) {
             return NULL;
         }
@@ -811,36 +677,6 @@ ag_audit_filter_match(const ag_audit_filter_t *f, const char *line,
 
 /* --- reading backwards ---------------------------------------------------------- */
 
-static int
-ag_read_at(int fd, char *buf, size_t len, off_t off)
-{
-    ssize_t  n;
-    size_t   done;
-
-    done = 0;
-
-    while (done < len) {
-        n = pread(fd, buf + done, len - done, off + (off_t) done);
-
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -1;
-        }
-
-        if (n == 0) {
-            errno = EIO;        /* the file shrank under us */
-            return -1;
-        }
-
-        done += (size_t) n;
-    }
-
-    return 0;
-}
-
-
 /* The last '\n' in [p, p + n), or NULL. */
 
 static const char *
@@ -963,7 +799,7 @@ ag_audit_read_back(int fd, off_t before, const ag_audit_filter_t *f,
 
         /* a last line without its '\n' is being written, or was cut short */
         if (size > 0) {
-            if (ag_read_at(fd, &c, 1, size - 1) != 0) {
+            if (ag_pread_all(fd, &c, 1, size - 1) != 0) {
                 goto failed;
             }
 
@@ -971,7 +807,7 @@ ag_audit_read_back(int fd, off_t before, const ag_audit_filter_t *f,
         }
 
     } else if (before > 0) {
-        if (ag_read_at(fd, &c, 1, before - 1) != 0) {
+        if (ag_pread_all(fd, &c, 1, before - 1) != 0) {
             goto failed;
         }
 
@@ -1065,7 +901,7 @@ ag_audit_read_back(int fd, off_t before, const ag_audit_filter_t *f,
             memmove(buf + cap - have, bp, have);
         }
 
-        if (ag_read_at(fd, buf + cap - have - n, n, from - (off_t) n) != 0) {
+        if (ag_pread_all(fd, buf + cap - have - n, n, from - (off_t) n) != 0) {
             free(buf);
             goto failed;
         }

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "ag_call.h"
+#include "ag_util.h"
 
 
 #define ag_call_err(err, errlen, key, msg)                                    \
@@ -254,92 +255,18 @@ ag_call_mcp(json_t *v, ag_call_t *call, char *err, size_t errlen)
 }
 
 
-static int
-ag_digits(const char *s, int n)
-{
-    int  i, v;
-
-    for (i = 0, v = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return -1;
-        }
-        v = v * 10 + (s[i] - '0');
-    }
-    return v;
-}
-
-
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar: the
-   year is taken to start in March, so the leap day comes last. */
-static int64_t
-ag_days_from_civil(int64_t y, int m, int d)
-{
-    int64_t  era, yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-
-/* "2026-11-23T10:00:00Z", with optional fraction and numeric offset. */
+/* "2026-11-23T10:00:00Z", with optional fraction and numeric offset, to
+   seconds (the fraction dropped: floor). */
 static int
 ag_rfc3339(const char *s, size_t len, int64_t *out)
 {
-    static const int  mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30,
-                                  31 };
-    int      y, mo, d, h, mi, se, oh, om, leap;
-    size_t   i;
-    int64_t  off;
+    int64_t  us;
 
-    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't')
-        || s[13] != ':' || s[16] != ':')
-    {
-        return -1;
-    }
-    y = ag_digits(s, 4);
-    mo = ag_digits(s + 5, 2);
-    d = ag_digits(s + 8, 2);
-    h = ag_digits(s + 11, 2);
-    mi = ag_digits(s + 14, 2);
-    se = ag_digits(s + 17, 2);
-    if (y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0
-        || mi > 59 || se < 0 || se > 60)
-    {
-        return -1;
-    }
-    leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap)) {
+    if (ag_rfc3339_us(s, len, AG_TIME_OFFSET, &us) != 0) {
         return -1;
     }
 
-    i = 19;
-    if (i < len && s[i] == '.') {
-        for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
-            /* void: seconds are enough */
-        }
-        if (i == 20) {
-            return -1;
-        }
-    }
-
-    off = 0;
-    if (i + 1 == len && (s[i] == 'Z' || s[i] == 'z')) {
-        /* UTC */
-    } else if (i + 6 == len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':'
-               && (oh = ag_digits(s + i + 1, 2)) >= 0 && oh <= 23
-               && (om = ag_digits(s + i + 4, 2)) >= 0 && om <= 59)
-    {
-        off = (oh * 60 + om) * 60 * (s[i] == '+' ? 1 : -1);
-    } else {
-        return -1;
-    }
-
-    *out = ag_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60
-           + (se > 59 ? 59 : se) - off;
+    *out = us / 1000000 - (us % 1000000 < 0);
     return 0;
 }
 

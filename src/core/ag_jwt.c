@@ -1254,21 +1254,18 @@ ag_jwt_check_claims(json_t *payload, const char *audience, int64_t now,
 }
 
 
-ag_jwt_status_t
-ag_jwt_verify(const ag_trust_t *t, const char *tok, size_t len,
-    const char *audience, int64_t now, json_t **claims, char *err,
-    size_t errlen)
-{
-    unsigned char     buf[AG_JWT_MAX_LEN];
-    ag_seg_t          seg[3];
-    ag_alg_t          alg;
-    json_t           *hdr, *payload, *kid;
-    ag_jwt_status_t   rc;
-    const ag_jwk_t   *key;
+/*
+ * The steps every verification starts with: size, three base64url segments,
+ * and the header (alg, kid, typ: ag_jwt_check_header). On success *hdr is
+ * a reference the caller releases; kid is borrowed from it.
+ */
 
-    if (claims != NULL) {
-        *claims = NULL;
-    }
+static ag_jwt_status_t
+ag_jwt_open(const char *tok, size_t len, const char *typ, ag_seg_t seg[3],
+    unsigned char *buf, size_t cap, ag_alg_t *alg, json_t **hdr,
+    json_t **kid, char *err, size_t errlen)
+{
+    ag_jwt_status_t  rc;
 
     if (len > AG_JWT_MAX_LEN) {
         ag_errf(err, errlen, "token is over %d bytes", AG_JWT_MAX_LEN);
@@ -1285,15 +1282,41 @@ ag_jwt_verify(const ag_trust_t *t, const char *tok, size_t len,
         return rc;
     }
 
-    hdr = ag_jwt_segment_json(&seg[0], buf, sizeof(buf));
-    if (hdr == NULL) {
+    *hdr = ag_jwt_segment_json(&seg[0], buf, cap);
+    if (*hdr == NULL) {
         ag_errf(err, errlen, "token header is not a base64url JSON object");
         return AG_JWT_MALFORMED;
     }
 
-    rc = ag_jwt_check_header(hdr, NULL, &alg, &kid, err, errlen);
+    rc = ag_jwt_check_header(*hdr, typ, alg, kid, err, errlen);
     if (rc != AG_JWT_OK) {
-        json_decref(hdr);
+        json_decref(*hdr);
+        *hdr = NULL;
+    }
+
+    return rc;
+}
+
+
+ag_jwt_status_t
+ag_jwt_verify(const ag_trust_t *t, const char *tok, size_t len,
+    const char *audience, int64_t now, json_t **claims, char *err,
+    size_t errlen)
+{
+    unsigned char     buf[AG_JWT_MAX_LEN];
+    ag_seg_t          seg[3];
+    ag_alg_t          alg;
+    json_t           *hdr, *payload, *kid;
+    ag_jwt_status_t   rc;
+    const ag_jwk_t   *key;
+
+    if (claims != NULL) {
+        *claims = NULL;
+    }
+
+    rc = ag_jwt_open(tok, len, NULL, seg, buf, sizeof(buf), &alg, &hdr, &kid,
+                     err, errlen);
+    if (rc != AG_JWT_OK) {
         return rc;
     }
 
@@ -1346,33 +1369,19 @@ ag_jws_verify_jwks(const ag_jwks_t *jwks, const char *tok, size_t len,
         *payload = NULL;
     }
 
-    if (len > AG_JWT_MAX_LEN) {
-        ag_errf(err, errlen, "token is over %d bytes", AG_JWT_MAX_LEN);
-        return AG_JWT_TOO_LARGE;
-    }
-
-    if (tok == NULL || jwks == NULL || typ == NULL) {
+    if (jwks == NULL || typ == NULL) {
         ag_errf(err, errlen, "no token");
         return AG_JWT_MALFORMED;
     }
 
-    rc = ag_jwt_split(tok, len, seg, err, errlen);
+    rc = ag_jwt_open(tok, len, typ, seg, buf, sizeof(buf), &alg, &hdr, &kid,
+                     err, errlen);
     if (rc != AG_JWT_OK) {
         return rc;
     }
 
-    hdr = ag_jwt_segment_json(&seg[0], buf, sizeof(buf));
-    if (hdr == NULL) {
-        ag_errf(err, errlen, "token header is not a base64url JSON object");
-        return AG_JWT_MALFORMED;
-    }
-
-    rc = ag_jwt_check_header(hdr, typ, &alg, &kid, err, errlen);
-
     key = NULL;
-    if (rc == AG_JWT_OK) {
-        rc = ag_jwks_find_key(jwks, alg, kid, &key, err, errlen);
-    }
+    rc = ag_jwks_find_key(jwks, alg, kid, &key, err, errlen);
 
     json_decref(hdr);
 

@@ -4,7 +4,9 @@
 #define AG_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 /* Format an error message for the caller; err may be NULL. */
 void ag_errf(char *err, size_t errlen, const char *fmt, ...)
@@ -22,5 +24,24 @@ char *ag_read_stream(FILE *f, const char *name, size_t max, size_t *len,
     char *err, size_t errlen);
 char *ag_read_file(const char *path, size_t max, size_t *len, char *err,
     size_t errlen);
+
+/* Read exactly len bytes at off (EINTR retried; a short file is EIO). 0 or
+   -1 with errno. */
+int ag_pread_all(int fd, void *buf, size_t len, off_t off);
+
+/*
+ * RFC 3339 "2026-11-23T10:00:00Z" with an optional fraction, to microseconds
+ * since the epoch (digits past the microsecond dropped; a leap second counts
+ * as :59). Flags: AG_TIME_OFFSET accepts a numeric offset ("+02:00") besides
+ * Z; AG_TIME_FRAC9 refuses more than nine fraction digits. 0 or -1.
+ */
+#define AG_TIME_OFFSET   1
+#define AG_TIME_FRAC9    2
+
+int ag_rfc3339_us(const char *s, size_t len, int flags, int64_t *us);
+
+/* The length of the UTF-8 sequence at s (1 to 4), or 0 if it is not a
+   valid one. */
+size_t ag_utf8_len(const unsigned char *s, size_t len);
 
 #endif /* AG_UTIL_H */
