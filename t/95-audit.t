@@ -197,17 +197,22 @@ is($r->{status}, 200, 'resumed');
 $r = $t->request('POST', '/agentgov/v1/tasks', headers => [@h[0, 1], 'Content-Type' => 'application/json'],
                  body => { intent => 'nope', ttl => '5m' });
 is($r->{status}, 403, 'a refused declaration');
+$r = $t->request('POST', '/agentgov/v1/agents/bot/suspend',
+                 headers => ['Authorization' => 'Bearer not.a.token']);
+is($r->{status}, 401, 'a suspension without a valid identity');
 $r = $t->request('DELETE', "/agentgov/v1/tasks/$task_id", headers => [@h[0, 1]]);
 is($r->{status}, 204, 'ended');
 @new = records_after($n);
 is_deeply([ map { "$_->{event} $_->{op} $_->{decision}" } @new ],
           ['task renew allow', 'agent suspend allow', 'agent resume allow',
-           'task declare deny', 'task end allow'],
-          'renew, suspend, resume, a refused declaration and end are recorded');
+           'task declare deny', 'agent suspend deny', 'task end allow'],
+          'renew, suspend, resume, refusals and end are recorded');
 is($new[1]{agent}, 'other', 'the suspended agent');
 like($new[1]{by}, qr/alice/, 'by whom');
 is($new[3]{error}, 'denied', 'the refusal\'s code');
-is($new[4]{task}, $task_id, 'the ended task');
+is($new[4]{error}, 'invalid_identity', 'an identity refused');
+is($new[4]{agent}, 'bot', 'the agent the refused suspension named');
+is($new[5]{task}, $task_id, 'the ended task');
 
 # --- reload -----------------------------------------------------------------------------
 

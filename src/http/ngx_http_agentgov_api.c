@@ -252,6 +252,12 @@ ngx_http_agentgov_api_handler(ngx_http_request_t *r)
     rc = ngx_http_agentgov_identify(r, api.ctx, 1, &ref);
 
     if (rc == NGX_DECLINED) {
+        if (r->method & (NGX_HTTP_POST|NGX_HTTP_DELETE)) {
+            /* a refused write is a decision: recorded, refused either way */
+            (void) ngx_http_agentgov_api_audit(&api, NULL, NULL, ref.code,
+                                               &ref.message);
+        }
+
         r->main->count++;
         return ngx_http_agentgov_refuse(r, api.ctx, &ref);
     }
