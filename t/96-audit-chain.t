@@ -87,6 +87,13 @@ $req{ $_->{request_id} }++ for grep { $_->{event} =~ /^(call|result)$/ } @recs;
 ok(!(grep { $_ > 2 } values %req), 'request ids are unique');
 is($t->audit_check, '', 'the chain verifies (independent check)');
 
+# group commit: results go out with the next record
+my $m = $t->request('GET', '/agentgov/metrics')->{body};
+my ($nrec) = $m =~ /^agentgov_audit_records_total (\d+)$/m;
+my ($nwr) = $m =~ /^agentgov_audit_writes_total (\d+)$/m;
+is($nrec, scalar @recs, 'metrics count every record');
+ok($nwr < $nrec, "results share write()s with the records after them ($nrec records, $nwr writes)");
+
 # --- checkpoints ---------------------------------------------------------------------
 
 my @cp = grep { $_->{event} eq 'checkpoint' } @recs;

@@ -10,9 +10,9 @@
  *
  * Group commit: a call's record must be in the file before the call is
  * forwarded, its result record need not. Result records wait in the worker
- * and go out with the worker's next record in the same write(), or at the
- * end of the event loop iteration (a posted event), so that a busy worker
- * pays about one lock and one write() per call rather than two.
+ * and go out with the worker's next record in the same write(), or after
+ * NGX_HTTP_AGENTGOV_QUEUE_WAIT ms when no record comes, so that a worker
+ * pays one lock and one write() per call rather than two.
  *
  * Rotation: nginx -s reopen makes every process open the file anew, each at
  * its own moment. Before each write the writer compares its descriptor with
@@ -39,8 +39,10 @@
 #define NGX_HTTP_AGENTGOV_CP_SECONDS    60
 #define NGX_HTTP_AGENTGOV_CP_TICK       5000      /* ms */
 
-/* queued result records beyond this are written at once */
+/* queued result records beyond this are written at once, and none waits
+   longer than this (ms) for the next record to go out with */
 #define NGX_HTTP_AGENTGOV_QUEUE_MAX     (256 * 1024)
+#define NGX_HTTP_AGENTGOV_QUEUE_WAIT    10
 
 
 /* one queued record: this header, then its body */
@@ -620,6 +622,7 @@ ngx_http_agentgov_audit_locked(void *data,
     head->dev = st.st_dev;
     head->ino = st.st_ino;
     head->records += job->count + restarted;
+    head->writes++;
 
     if (head->failing) {
         head->failing = 0;
@@ -1083,8 +1086,9 @@ ngx_http_agentgov_audit_log_handler(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    if (!ngx_http_agentgov_audit_flush_ev.posted) {
-        ngx_post_event(&ngx_http_agentgov_audit_flush_ev, &ngx_posted_events);
+    if (!ngx_http_agentgov_audit_flush_ev.timer_set) {
+        ngx_add_timer(&ngx_http_agentgov_audit_flush_ev,
+                      NGX_HTTP_AGENTGOV_QUEUE_WAIT);
     }
 
     return NGX_OK;

@@ -188,6 +188,10 @@ ngx_http_agentgov_metrics(ngx_http_request_t *r)
             "the zone was created.\n"
             "# TYPE agentgov_audit_records_total counter\n"
             "agentgov_audit_records_total %uL\n"
+            "# HELP agentgov_audit_writes_total write() calls that carried "
+            "them (results wait to go out with the next record).\n"
+            "# TYPE agentgov_audit_writes_total counter\n"
+            "agentgov_audit_writes_total %uL\n"
             "# HELP agentgov_audit_failures_total Audit records that could "
             "not be written.\n"
             "# TYPE agentgov_audit_failures_total counter\n"
@@ -203,7 +207,7 @@ ngx_http_agentgov_metrics(ngx_http_request_t *r)
             "# HELP agentgov_audit_seq The seq of the chain's last record.\n"
             "# TYPE agentgov_audit_seq gauge\n"
             "agentgov_audit_seq %uL\n",
-            head->records, head->failures, head->checkpoints,
+            head->records, head->writes, head->failures, head->checkpoints,
             head->failing, head->seq);
 
     if (amcf->policy) {

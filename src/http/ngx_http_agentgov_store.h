@@ -150,6 +150,8 @@ typedef struct {
     uint64_t                         records;    /* written since the zone
                                                     was created */
     uint64_t                         failures;
+    uint64_t                         writes;     /* write()s that carried
+                                                    them (group commit) */
 
     uint64_t                         cp_seq;     /* last record checkpointed */
     time_t                           cp_time;
