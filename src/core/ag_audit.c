@@ -190,6 +190,7 @@ ag_buf_json_str(ag_buf_t *b, const char *s, size_t len)
 struct ag_audit_key_s {
     EVP_MD_CTX  *inner;
     EVP_MD_CTX  *outer;
+    EVP_MD_CTX  *work;       /* reused by each HMAC: one thread per key */
 };
 
 
@@ -229,8 +230,9 @@ ag_audit_key_new(const unsigned char *key, size_t len, char *err,
 
     ak->inner = EVP_MD_CTX_new();
     ak->outer = EVP_MD_CTX_new();
+    ak->work = EVP_MD_CTX_new();
 
-    if (ak->inner == NULL || ak->outer == NULL) {
+    if (ak->inner == NULL || ak->outer == NULL || ak->work == NULL) {
         goto failed;
     }
 
@@ -305,6 +307,7 @@ ag_audit_key_free(ag_audit_key_t *k)
 
     EVP_MD_CTX_free(k->inner);
     EVP_MD_CTX_free(k->outer);
+    EVP_MD_CTX_free(k->work);
     free(k);
 }
 
@@ -325,32 +328,25 @@ int
 ag_audit_hmac(const ag_audit_key_t *k, const void *data, size_t len,
     char hex[AG_AUDIT_HEX])
 {
-    int            rc;
     unsigned int   n;
     unsigned char  md[32];
     EVP_MD_CTX    *c;
 
-    c = EVP_MD_CTX_new();
-    if (c == NULL) {
+    c = k->work;
+
+    if (EVP_MD_CTX_copy_ex(c, k->inner) != 1
+        || EVP_DigestUpdate(c, data, len) != 1
+        || EVP_DigestFinal_ex(c, md, &n) != 1
+        || EVP_MD_CTX_copy_ex(c, k->outer) != 1
+        || EVP_DigestUpdate(c, md, sizeof(md)) != 1
+        || EVP_DigestFinal_ex(c, md, &n) != 1)
+    {
         return -1;
     }
 
-    rc = -1;
+    ag_hex_encode(md, sizeof(md), hex);
 
-    if (EVP_MD_CTX_copy_ex(c, k->inner) == 1
-        && EVP_DigestUpdate(c, data, len) == 1
-        && EVP_DigestFinal_ex(c, md, &n) == 1
-        && EVP_MD_CTX_copy_ex(c, k->outer) == 1
-        && EVP_DigestUpdate(c, md, sizeof(md)) == 1
-        && EVP_DigestFinal_ex(c, md, &n) == 1)
-    {
-        ag_hex_encode(md, sizeof(md), hex);
-        rc = 0;
-    }
-
-    EVP_MD_CTX_free(c);
-
-    return rc;
+    return 0;
 }
 
 

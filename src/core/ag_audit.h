@@ -61,7 +61,8 @@ ag_audit_key_t *ag_audit_key_new(const unsigned char *key, size_t len,
 ag_audit_key_t *ag_audit_key_load(const char *path, char *err, size_t errlen);
 void ag_audit_key_free(ag_audit_key_t *k);
 
-/* HMAC-SHA256 in lower-case hex (64 characters, no NUL). 0 or -1. */
+/* HMAC-SHA256 in lower-case hex (64 characters, no NUL). 0 or -1. A key
+   serves one thread at a time (it holds the digest state it works in). */
 int ag_audit_hmac(const ag_audit_key_t *k, const void *data, size_t len,
     char hex[AG_AUDIT_HEX]);
 
