@@ -1,22 +1,19 @@
 /*
  * Stripping lists and the secret scan (SPEC section 7).
  *
- * One pass per text: the built-in patterns and the policy's (those that can
- * be combined safely) are branches of one alternation, each ending in
- * (*MARK:i)(?C1). The mark names the pattern that matched; the callout,
- * set only when the tool allows some patterns, fails an allowed branch so
- * that PCRE2 goes on to the other branches at the same position and after
- * it: an allowed pattern can never hide a refused one.
- *
  * Patterns are compiled with PCRE2_UTF | PCRE2_MATCH_INVALID_UTF: the
  * policy's were validated in UTF mode, and an agent's body need not be
- * valid UTF-8 (invalid sequences simply never match).
+ * valid UTF-8 (invalid sequences simply never match). Built-in patterns
+ * spell letters' cases out ([kK]) instead of (?i): in UTF mode a caseless
+ * k or s also matches U+212A or U+017F, and PCRE2 then gives up its fast
+ * search for the first character.
  *
  * Every built-in pattern begins with a negative lookbehind for the
  * characters its token is made of, so that a match can only start where a
  * run of them starts. Without it a long run ("eyJeyJeyJ...", a base64
  * blob) would be a candidate at every byte and the scan quadratic; with it
- * the scan stays linear in the text.
+ * the scan stays linear in the text, and a token's prefix inside a longer
+ * word or blob is no finding.
  */
 
 #define PCRE2_CODE_UNIT_WIDTH  8
@@ -43,6 +40,13 @@
 /* token characters: a built-in match begins where a run of them begins */
 #define AG_TOK   "(?<![A-Za-z0-9_-])"
 
+/* the words of an AWS secret's name, in any case */
+#define AG_AWS      "[aA][wW][sS]"
+#define AG_SECRET   "[sS][eE][cC][rR][eE][tT]"
+#define AG_ACCESS   "[aA][cC][cC][eE][sS][sS]"
+#define AG_KEY      "[kK][eE][yY]"
+#define AG_SEP      "[_. -]"
+
 
 typedef struct {
     const char  *name;
@@ -61,7 +65,8 @@ static const ag_secret_def_t  ag_secret_builtins[] = {
        after a name that says what it is; \K: the finding hashes the
        secret alone, whatever name and quotes came before it */
     { "aws_secret_key",
-      "(?i:secret[_. -]?access[_. -]?key|(?<=aws|aws[_.-])secret[_.-]?key)"
+      "(?:" AG_SECRET AG_SEP "?" AG_ACCESS AG_SEP "?" AG_KEY
+      "|(?<=" AG_AWS "|" AG_AWS "[_.-])" AG_SECRET "[_.-]?" AG_KEY ")"
       "[\\s\"'`:=>]{1,8}\\K[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])" },
 
     { "github_token",
@@ -114,14 +119,14 @@ static const char *const  ag_strip_query_builtin[] = {
 typedef struct {
     char        *name;
     char        *src;
-    pcre2_code  *code;      /* NULL: a branch of the combined pattern */
+    pcre2_code  *code;
+    int          jit;
 } ag_secret_pat_t;
 
 struct ag_secrets_s {
     ag_secret_pat_t      *pat;
     size_t                npat;
-    pcre2_code           *all;      /* the combined pattern */
-    pcre2_match_context  *mctx;     /* limits; no callout */
+    pcre2_match_context  *mctx;     /* the match limits */
 };
 
 
@@ -129,7 +134,6 @@ typedef struct {
     const ag_secrets_t   *s;
     const ag_tool_t      *tool;
     pcre2_match_data     *md;
-    pcre2_match_context  *mctx;     /* for the combined pattern */
     ag_finding_t         *out;
     size_t                max;
     size_t                n;
@@ -371,142 +375,14 @@ ag_pcre2_err(int rc, const char *what, char *err, size_t errlen)
 
 /* --- compiling ------------------------------------------------------------- */
 
-/*
- * Whether a policy pattern means the same as a branch "(?:SRC)" of the
- * combined pattern as it does alone. It must compile alone, have no named
- * group (names would clash) and no back reference (group numbers shift);
- * and its text must hold nothing whose reach goes past its own branch or
- * that could swallow the closing parenthesis: verbs and start-of-pattern
- * options "(*", recursion and subroutine calls, conditions, callouts, \K,
- * \G, \Q, and '#' (a comment under (?x)). The test is deliberately coarse:
- * a pattern that fails it is still scanned, in a pass of its own.
- */
-static int
-ag_combinable(const char *src, size_t len)
-{
-    static const char *const  bad[] = {
-        "(*", "(?R", "(?+", "(?&", "(?P>", "(?(", "(?C", "\\g", "\\K",
-        "\\G", "\\Q", "#", NULL
-    };
-
-    int          rc;
-    size_t       i, j, k;
-    uint32_t     backrefs, names;
-    PCRE2_SIZE   off;
-    pcre2_code  *code;
-
-    for (i = 0; i < len; i++) {
-        for (j = 0; bad[j] != NULL; j++) {
-            for (k = 0; bad[j][k] != '\0' && i + k < len
-                        && src[i + k] == bad[j][k]; k++)
-            { /* void */ }
-            if (bad[j][k] == '\0') {
-                return 0;
-            }
-        }
-        /* (?0) to (?9), (?-1): numbered calls */
-        if (len - i >= 3 && src[i] == '(' && src[i + 1] == '?'
-            && ((src[i + 2] >= '0' && src[i + 2] <= '9')
-                || (src[i + 2] == '-' && len - i >= 4
-                    && src[i + 3] >= '0' && src[i + 3] <= '9')))
-        {
-            return 0;
-        }
-    }
-
-    code = pcre2_compile((PCRE2_SPTR) src, len, AG_SECRETS_OPTIONS, &rc, &off,
-                         NULL);
-    if (code == NULL) {
-        return 0;
-    }
-
-    rc = pcre2_pattern_info(code, PCRE2_INFO_BACKREFMAX, &backrefs) == 0
-         && pcre2_pattern_info(code, PCRE2_INFO_NAMECOUNT, &names) == 0
-         && backrefs == 0 && names == 0;
-
-    pcre2_code_free(code);
-    return rc;
-}
-
-
-static pcre2_code *
-ag_secrets_compile(const char *src, size_t len, const char *name, char *err,
-    size_t errlen)
-{
-    int          rc;
-    PCRE2_SIZE   off;
-    pcre2_code  *code;
-    PCRE2_UCHAR  msg[160];
-
-    code = pcre2_compile((PCRE2_SPTR) src, len, AG_SECRETS_OPTIONS, &rc, &off,
-                         NULL);
-    if (code == NULL) {
-        if (pcre2_get_error_message(rc, msg, sizeof(msg)) < 0) {
-            msg[0] = '\0';
-        }
-        ag_errf(err, errlen, "secret pattern \"%s\": %s at offset %zu", name,
-                (char *) msg, (size_t) off);
-        return NULL;
-    }
-
-    /* JIT is an optimisation: without it pcre2_match interprets */
-    (void) pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
-    return code;
-}
-
-
-/*
- * The alternation of every pattern that is a branch ("code" NULL), each
- * branch "(?:SRC)(*MARK:i)(?C1)". NULL when out of memory or when PCRE2
- * refuses it (a combination too large, say); err says which.
- */
-static pcre2_code *
-ag_secrets_combine(ag_secrets_t *s, char *err, size_t errlen)
-{
-    int          n;
-    char        *buf, *p;
-    size_t       i, size;
-    pcre2_code  *code;
-
-    size = 1;
-    for (i = 0; i < s->npat; i++) {
-        if (s->pat[i].code == NULL) {
-            size += strlen(s->pat[i].src) + 48;
-        }
-    }
-
-    buf = malloc(size);
-    if (buf == NULL) {
-        ag_errf(err, errlen, "out of memory");
-        return NULL;
-    }
-
-    p = buf;
-    for (i = 0; i < s->npat; i++) {
-        if (s->pat[i].code != NULL) {
-            continue;
-        }
-        n = snprintf(p, size - (size_t) (p - buf), "%s(?:%s)(*MARK:%zu)(?C1)",
-                     p == buf ? "" : "|", s->pat[i].src, i);
-        if (n < 0 || (size_t) n >= size - (size_t) (p - buf)) {
-            free(buf);
-            ag_errf(err, errlen, "secret patterns: internal error");
-            return NULL;
-        }
-        p += n;
-    }
-
-    code = ag_secrets_compile(buf, (size_t) (p - buf), "(combined)", err,
-                              errlen);
-    free(buf);
-    return code;
-}
-
-
 ag_secrets_t *
 ag_secrets_new(const ag_policy_t *p, char *err, size_t errlen)
 {
-    size_t               i, j, npol, nall;
+    int                  rc;
+    size_t               i, npol, nall;
+    PCRE2_SIZE           off;
+    PCRE2_UCHAR          msg[160];
+    const char          *name, *src;
     ag_secrets_t        *s;
     const char *const   *names, *const *regexes;
 
@@ -530,8 +406,6 @@ ag_secrets_new(const ag_policy_t *p, char *err, size_t errlen)
     }
 
     for (i = 0; i < nall; i++) {
-        const char  *name, *src;
-
         if (i < AG_SECRETS_NBUILTIN) {
             name = ag_secret_builtins[i].name;
             src = ag_secret_builtins[i].src;
@@ -547,39 +421,21 @@ ag_secrets_new(const ag_policy_t *p, char *err, size_t errlen)
             goto nomem;
         }
 
-        /* each must compile alone: an error then names its pattern */
-        s->pat[i].code = ag_secrets_compile(src, strlen(src), name, err,
-                                            errlen);
+        s->pat[i].code = pcre2_compile((PCRE2_SPTR) src, strlen(src),
+                                       AG_SECRETS_OPTIONS, &rc, &off, NULL);
         if (s->pat[i].code == NULL) {
-            goto failed;
-        }
-
-        if (i < AG_SECRETS_NBUILTIN || ag_combinable(src, strlen(src))) {
-            pcre2_code_free(s->pat[i].code);
-            s->pat[i].code = NULL;
-        }
-    }
-
-    s->all = ag_secrets_combine(s, err, errlen);
-
-    if (s->all == NULL) {
-        /* the policy's patterns did not combine: each gets a pass of its
-           own, and the built-in ones must then combine */
-        for (j = AG_SECRETS_NBUILTIN; j < s->npat; j++) {
-            if (s->pat[j].code == NULL) {
-                s->pat[j].code = ag_secrets_compile(s->pat[j].src,
-                                                    strlen(s->pat[j].src),
-                                                    s->pat[j].name, err,
-                                                    errlen);
-                if (s->pat[j].code == NULL) {
-                    goto failed;
-                }
+            if (pcre2_get_error_message(rc, msg, sizeof(msg)) < 0) {
+                msg[0] = '\0';
             }
-        }
-        s->all = ag_secrets_combine(s, err, errlen);
-        if (s->all == NULL) {
+            ag_errf(err, errlen, "secret pattern \"%s\": %s at offset %zu",
+                    name, (char *) msg, (size_t) off);
             goto failed;
         }
+
+        /* JIT is an optimisation: without it pcre2_match interprets. With
+           it, pcre2_jit_match skips checks that compile time has made */
+        s->pat[i].jit = pcre2_jit_compile(s->pat[i].code, PCRE2_JIT_COMPLETE)
+                        == 0;
     }
 
     s->mctx = pcre2_match_context_create(NULL);
@@ -614,7 +470,6 @@ ag_secrets_free(ag_secrets_t *s)
         free(s->pat[i].src);
     }
     free(s->pat);
-    pcre2_code_free(s->all);
     pcre2_match_context_free(s->mctx);
     free(s);
 }
@@ -659,39 +514,6 @@ ag_allowed(const ag_secrets_t *s, const ag_tool_t *tool, size_t i)
 }
 
 
-/* The branch's mark: its pattern's index; s->npat when there is none. */
-static size_t
-ag_mark_index(const ag_secrets_t *s, PCRE2_SPTR mark)
-{
-    size_t  i;
-
-    if (mark == NULL || *mark == '\0') {
-        return s->npat;
-    }
-
-    for (i = 0; *mark != '\0'; mark++) {
-        if (*mark < '0' || *mark > '9' || i > s->npat) {
-            return s->npat;
-        }
-        i = i * 10 + (size_t) (*mark - '0');
-    }
-    return i < s->npat ? i : s->npat;
-}
-
-
-/* At the end of a branch that matched: an allowed pattern fails there, and
-   PCRE2 goes on with the other possibilities. */
-static int
-ag_allow_callout(pcre2_callout_block *cb, void *data)
-{
-    size_t      i;
-    ag_scan_t  *sc = data;
-
-    i = ag_mark_index(sc->s, cb->mark);
-    return i < sc->s->npat && ag_allowed(sc->s, sc->tool, i) ? 1 : 0;
-}
-
-
 /* 1 when the findings are full, 0 to go on, -1 on error */
 static int
 ag_scan_found(ag_scan_t *sc, size_t i, const char *m, size_t len,
@@ -732,21 +554,22 @@ ag_scan_found(ag_scan_t *sc, size_t i, const char *m, size_t len,
 }
 
 
-/* Every match of one compiled pattern in text, leftmost first, each search
-   going on where the last match ended. fixed: the pattern's index, or
-   s->npat for the combined one (then the mark says). */
+/* Every match of pattern i in text, leftmost first, each search going on
+   where the last match ended. */
 static int
-ag_scan_code(ag_scan_t *sc, const pcre2_code *code,
-    pcre2_match_context *mctx, size_t fixed, const char *text, size_t len,
+ag_scan_pattern(ag_scan_t *sc, size_t i, const char *text, size_t len,
     const char *where)
 {
     int          rc;
-    size_t       i, start, m0, m1;
+    size_t       start, m0, m1;
     PCRE2_SIZE  *ov;
 
     for (start = 0; start < len; ) {
-        rc = pcre2_match(code, (PCRE2_SPTR) text, len, start, PCRE2_NOTEMPTY,
-                         sc->md, mctx);
+        rc = sc->s->pat[i].jit
+             ? pcre2_jit_match(sc->s->pat[i].code, (PCRE2_SPTR) text, len,
+                               start, PCRE2_NOTEMPTY, sc->md, sc->s->mctx)
+             : pcre2_match(sc->s->pat[i].code, (PCRE2_SPTR) text, len, start,
+                           PCRE2_NOTEMPTY, sc->md, sc->s->mctx);
 
         if (rc == PCRE2_ERROR_NOMATCH) {
             return 0;
@@ -761,17 +584,8 @@ ag_scan_code(ag_scan_t *sc, const pcre2_code *code,
         m0 = ov[0];
         m1 = ov[1];
 
-        i = fixed;
-        if (i == sc->s->npat) {
-            i = ag_mark_index(sc->s, pcre2_get_mark(sc->md));
-            if (i == sc->s->npat) {
-                ag_errf(sc->err, sc->errlen, "secret scan: a match without "
-                        "its pattern's mark");
-                return -1;
-            }
-        }
-
-        /* \K in a policy pattern may put the start after the end */
+        /* \K in a lookaround (if PCRE2 ever allows it) may put the start
+           after the end */
         if (m0 > m1) {
             m0 = m1;
         }
@@ -788,6 +602,13 @@ ag_scan_code(ag_scan_t *sc, const pcre2_code *code,
 }
 
 
+/*
+ * One pass per pattern, not one alternation of them all: PCRE2 JIT looks
+ * for a pattern's first character with a vectorised search, so each of
+ * these passes costs about 0.02 ns a byte, while an alternation's start
+ * set (e, s, r, g, x, A, -) holds a quarter of the bytes of English text
+ * and every branch is tried at each: seven times slower in all.
+ */
 static int
 ag_scan_text(ag_scan_t *sc, const char *text, size_t len, const char *where)
 {
@@ -798,17 +619,11 @@ ag_scan_text(ag_scan_t *sc, const char *text, size_t len, const char *where)
         return 0;
     }
 
-    rc = ag_scan_code(sc, sc->s->all, sc->mctx, sc->s->npat, text, len, where);
-    if (rc != 0) {
-        return rc;
-    }
-
     for (i = 0; i < sc->s->npat; i++) {
-        if (sc->s->pat[i].code == NULL || ag_allowed(sc->s, sc->tool, i)) {
+        if (ag_allowed(sc->s, sc->tool, i)) {
             continue;
         }
-        rc = ag_scan_code(sc, sc->s->pat[i].code, sc->s->mctx, i, text, len,
-                          where);
+        rc = ag_scan_pattern(sc, i, text, len, where);
         if (rc != 0) {
             return rc;
         }
@@ -826,25 +641,28 @@ ag_gateway_header(const ag_str_t *name)
 }
 
 
-/* Each header as "Name: value", so that a name can give a value its
-   context (X-Aws-Secret-Access-Key: ...). */
+/*
+ * The headers as one text of "Name: value" lines: one pass per pattern for
+ * all of them, and a name gives a value its context
+ * (X-Aws-Secret-Access-Key: ...). A header value holds no line break (nginx
+ * refuses one), so a line is a header.
+ */
 static int
 ag_scan_headers(ag_scan_t *sc, const ag_call_t *call, char *buf)
 {
-    int                 rc;
     size_t              i, n;
     const ag_header_t  *h;
 
+    n = 0;
     for (i = 0; i < call->nheaders; i++) {
         h = &call->headers[i];
         if (ag_gateway_header(&h->name)) {
             continue;
         }
 
-        n = 0;
         if (h->name.len != 0) {
-            memcpy(buf, h->name.p, h->name.len);
-            n = h->name.len;
+            memcpy(buf + n, h->name.p, h->name.len);
+            n += h->name.len;
         }
         buf[n++] = ':';
         buf[n++] = ' ';
@@ -852,14 +670,10 @@ ag_scan_headers(ag_scan_t *sc, const ag_call_t *call, char *buf)
             memcpy(buf + n, h->value.p, h->value.len);
             n += h->value.len;
         }
-
-        rc = ag_scan_text(sc, buf, n, "header");
-        if (rc != 0) {
-            return rc;
-        }
+        buf[n++] = '\n';
     }
 
-    return 0;
+    return ag_scan_text(sc, buf, n, "header");
 }
 
 
@@ -932,16 +746,17 @@ ag_secrets_scan(const ag_secrets_t *s, const ag_tool_t *tool,
         body_len = 0;
     }
 
-    /* one work buffer, as large as the largest text to build */
+    /* one work buffer, as large as the largest text to build: the
+       headers' lines, or a decoded query or body */
     need = 0;
     for (i = 0; i < call->nheaders; i++) {
         h = &call->headers[i];
-        n = h->name.len + 2 + h->value.len;
-        if (n < h->value.len) {
-            ag_errf(err, errlen, "secret scan: header too large");
+        n = need + h->name.len + 3 + h->value.len;
+        if (n < need || n - need < h->value.len) {
+            ag_errf(err, errlen, "secret scan: headers too large");
             return -1;
         }
-        need = n > need ? n : need;
+        need = n;
     }
     qlen = call->query.p != NULL ? call->query.len : 0;
     need = qlen > need ? qlen : need;
@@ -963,7 +778,6 @@ ag_secrets_scan(const ag_secrets_t *s, const ag_tool_t *tool,
     sc.max = max;
     sc.err = err;
     sc.errlen = errlen;
-    sc.mctx = s->mctx;
 
     rc = -1;
 
@@ -971,15 +785,6 @@ ag_secrets_scan(const ag_secrets_t *s, const ag_tool_t *tool,
     if (sc.md == NULL) {
         ag_errf(err, errlen, "secret scan: out of memory");
         goto done;
-    }
-
-    if (tool != NULL && tool->nallow_secrets != 0) {
-        sc.mctx = pcre2_match_context_copy(s->mctx);
-        if (sc.mctx == NULL) {
-            ag_errf(err, errlen, "secret scan: out of memory");
-            goto done;
-        }
-        pcre2_set_callout(sc.mctx, ag_allow_callout, &sc);
     }
 
     rc = ag_scan_headers(&sc, call, buf);
@@ -1002,9 +807,6 @@ ag_secrets_scan(const ag_secrets_t *s, const ag_tool_t *tool,
     }
 
 done:
-    if (sc.mctx != s->mctx) {
-        pcre2_match_context_free(sc.mctx);
-    }
     pcre2_match_data_free(sc.md);
     if (buf != stack) {
         free(buf);
