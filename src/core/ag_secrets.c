@@ -34,7 +34,8 @@
    in a JSON string (MCP arguments often are) needs two */
 #define AG_SECRETS_JSON_ROUNDS  2
 
-/* header values up to this size are scanned from the stack */
+/* texts built for a scan (headers' lines, decoded query or body) up to
+   this size are built on the stack */
 #define AG_SECRETS_STACK_BUF    4096
 
 /* token characters: a built-in match begins where a run of them begins */
@@ -751,12 +752,14 @@ ag_secrets_scan(const ag_secrets_t *s, const ag_tool_t *tool,
     need = 0;
     for (i = 0; i < call->nheaders; i++) {
         h = &call->headers[i];
-        n = need + h->name.len + 3 + h->value.len;
-        if (n < need || n - need < h->value.len) {
+        /* "Name: value\n", without overflow whatever the lengths */
+        n = SIZE_MAX - need;
+        if (n < 3 || n - 3 < h->name.len || n - 3 - h->name.len < h->value.len)
+        {
             ag_errf(err, errlen, "secret scan: headers too large");
             return -1;
         }
-        need = n;
+        need += h->name.len + 3 + h->value.len;
     }
     qlen = call->query.p != NULL ? call->query.len : 0;
     need = qlen > need ? qlen : need;
