@@ -42,6 +42,13 @@ typedef struct {
 ag_secrets_t *ag_secrets_new(const ag_policy_t *p, char *err, size_t errlen);
 void ag_secrets_free(ag_secrets_t *s);
 
+/* ADDED: the patterns in scan order, built-in ones first: how many, and
+   the name and PCRE2 source (*src, may be NULL) of the i-th (NULL past the
+   end). For tests, fuzz oracles and tooling. */
+size_t ag_secrets_count(const ag_secrets_t *s);
+const char *ag_secrets_pattern(const ag_secrets_t *s, size_t i,
+    const char **src);
+
 /*
  * Scan a call: headers (every one but the gateway's own: Agent-Authorization,
  * Agent-Task, Agent-Approval), the query, and body (raw bytes, may be NULL).
