@@ -26,6 +26,7 @@ static char *ngx_http_agentgov_trust(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_agentgov_signing_key(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static void ngx_http_agentgov_signing_key_cleanup(void *data);
+static void ngx_http_agentgov_pkey_cleanup(void *data);
 static void ngx_http_agentgov_policy_cleanup(void *data);
 static void ngx_http_agentgov_trust_cleanup(void *data);
 static void ngx_http_agentgov_spiffe_cleanup(void *data);
@@ -70,7 +71,7 @@ static ngx_command_t  ngx_http_agentgov_commands[] = {
       NULL },
 
     { ngx_string("agentgov_signing_key"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_http_agentgov_signing_key,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
@@ -116,6 +117,20 @@ static ngx_command_t  ngx_http_agentgov_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_agentgov_loc_conf_t, body_max),
+      NULL },
+
+    { ngx_string("agentgov_secret"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_agentgov_secret_conf,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("agentgov_jwks"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_agentgov_jwks_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("agentgov_api"),
@@ -167,7 +182,8 @@ ngx_http_agentgov_init_process(ngx_cycle_t *cycle)
 {
     if (ngx_http_agentgov_identity_init_process(cycle) != NGX_OK
         || ngx_http_agentgov_store_init_process(cycle) != NGX_OK
-        || ngx_http_agentgov_audit_init_process(cycle) != NGX_OK)
+        || ngx_http_agentgov_audit_init_process(cycle) != NGX_OK
+        || ngx_http_agentgov_credential_init_process(cycle) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -180,6 +196,7 @@ static void
 ngx_http_agentgov_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_agentgov_audit_exit_process(cycle);
+    ngx_http_agentgov_credential_exit_process(cycle);
     ngx_http_agentgov_identity_exit_process(cycle);
     ngx_http_agentgov_task_exit_process(cycle);
     ngx_http_agentgov_store_exit_process(cycle);
@@ -274,7 +291,9 @@ ngx_http_agentgov_init_main_conf(ngx_conf_t *cf, void *conf)
         amcf->governed = 0;
     }
 
-    if (ngx_http_agentgov_audit_check_conf(cf, amcf) != NGX_CONF_OK) {
+    if (ngx_http_agentgov_audit_check_conf(cf, amcf) != NGX_CONF_OK
+        || ngx_http_agentgov_credential_check_conf(cf, amcf) != NGX_CONF_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -530,22 +549,44 @@ ngx_http_agentgov_trust(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
  * share the key accept each other's tokens.
  */
 
+/*
+ * agentgov_signing_key FILE [next]: the key that signs task tokens, minted
+ * credentials and checkpoints; with "next", the key that will: it is only
+ * published (agentgov_jwks) so that tools trust it before it signs.
+ */
+
 static char *
 ngx_http_agentgov_signing_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_agentgov_main_conf_t *amcf = conf;
 
-    char                 err[512];
+    char                 err[512], *kid;
     const char          *alg;
-    EVP_PKEY            *key;
+    EVP_PKEY            *key, **slot;
     ngx_str_t           *value, name;
     ngx_pool_cleanup_t  *cln;
 
-    if (amcf->signing_key != NULL) {
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strcmp(value[2].data, "next") != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter "
+                               "\"%V\": only \"next\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        slot = &amcf->next_key;
+        kid = amcf->next_kid;
+
+    } else {
+        slot = &amcf->signing_key;
+        kid = amcf->signing_kid;
+    }
+
+    if (*slot != NULL) {
         return "is duplicate";
     }
 
-    value = cf->args->elts;
     name = value[1];
 
     if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
@@ -564,9 +605,16 @@ ngx_http_agentgov_signing_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    amcf->signing_key = key;
-    cln->handler = ngx_http_agentgov_signing_key_cleanup;
-    cln->data = amcf;
+    *slot = key;
+
+    if (slot == &amcf->next_key) {
+        cln->handler = ngx_http_agentgov_pkey_cleanup;
+        cln->data = key;
+
+    } else {
+        cln->handler = ngx_http_agentgov_signing_key_cleanup;
+        cln->data = amcf;
+    }
 
     alg = ag_key_alg(key);
 
@@ -577,9 +625,15 @@ ngx_http_agentgov_signing_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (ag_task_key_derive(key, amcf->task_key, err, sizeof(err)) != 0
-        || ag_key_thumbprint(key, amcf->signing_kid, sizeof(amcf->signing_kid))
-           != 0)
+    if (ag_key_thumbprint(key, kid, sizeof(amcf->signing_kid)) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "agentgov_signing_key \"%V\": no thumbprint",
+                           &name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (slot == &amcf->signing_key
+        && ag_task_key_derive(key, amcf->task_key, err, sizeof(err)) != 0)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "agentgov_signing_key \"%V\": %s", &name, err);
@@ -587,6 +641,13 @@ ngx_http_agentgov_signing_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_agentgov_pkey_cleanup(void *data)
+{
+    EVP_PKEY_free(data);
 }
 
 

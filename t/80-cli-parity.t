@@ -30,8 +30,10 @@ my $locations = join "\n", map { <<"LOC" } @tools;
         }
 LOC
 
+my $secret = $t->write_file('payments.secret', "test-only-secret\n", 0600);
 $t->config(<<"EOF2");
 @{[ $t->gateway_http(policy => $policy, iss => 'agentgov-dev') ]}
+    agentgov_secret payments_key $secret;
     server {
         listen 127.0.0.1:@{[ $t->port ]};
         add_header X-Rule \$agentgov_rule always;

@@ -169,7 +169,8 @@ $r = $t->request('POST', "/tools/tickets/v1/notes?api_key=$gh", headers => [@h,
                  'Content-Type' => 'application/json', 'X-Api-Key' => $planted,
                  'Cookie' => "session=$gh"],
                  body => qq({"note": "$planted $gh"}));
-is($r->{status}, 200, 'a call carrying planted keys') or diag($r->{raw});
+is($r->{status}, 403, 'a call carrying planted keys is refused') or diag($r->{raw});
+is($r->{json}{error}, 'secret_in_request', '... as secret_in_request');
 $r = $t->request('POST', '/tools/tickets/v1/refunds', headers => [@h,
                  'Content-Type' => 'application/json', 'X-Leak' => $planted],
                  body => qq({"note": "$planted", "amount": "$gh"}));

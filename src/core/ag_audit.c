@@ -443,6 +443,25 @@ ag_audit_body(const ag_audit_rec_t *rec, ag_buf_t *out)
         ag_buf_add(out, "]", 1);
     }
 
+    if (rec->cred_type) {
+        ag_buf_str(out, ",\"credential\":{\"type\":");
+        ag_buf_json_str(out, rec->cred_type, strlen(rec->cred_type));
+
+        if (rec->cred_kid) {
+            ag_buf_str(out, ",\"kid\":");
+            ag_buf_json_str(out, rec->cred_kid, strlen(rec->cred_kid));
+        }
+
+        if (rec->cred_jti.len) {
+            ag_buf_str(out, ",\"jti\":");
+            ag_buf_json_str(out, rec->cred_jti.p, rec->cred_jti.len);
+            ag_buf_str(out, ",\"exp\":");
+            ag_buf_u64(out, (uint64_t) rec->cred_exp);
+        }
+
+        ag_buf_add(out, "}", 1);
+    }
+
     ag_audit_list(out, "stripped", rec->stripped, rec->nstripped);
     ag_audit_list(out, "findings", rec->findings, rec->nfindings);
 

@@ -98,6 +98,10 @@ typedef struct ag_audit_rec_s {
     ag_str_t           error;     /* a refusal's code (SPEC section 9) */
     const char *const *tags;
     size_t             ntags;
+    const char        *cred_type;   /* credential {type, kid, jti, exp} */
+    const char        *cred_kid;
+    ag_str_t           cred_jti;
+    int64_t            cred_exp;
     const ag_str_t    *stripped;
     size_t             nstripped;
     const ag_str_t    *findings;

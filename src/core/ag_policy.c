@@ -3585,6 +3585,20 @@ ag_policy_tool_by_host(const ag_policy_t *p, const char *host, size_t len)
 
 
 size_t
+ag_policy_ntools(const ag_policy_t *p)
+{
+    return p->ntools;
+}
+
+
+const ag_tool_t *
+ag_policy_tool_at(const ag_policy_t *p, size_t i)
+{
+    return i < p->ntools ? &p->tools[i].pub : NULL;
+}
+
+
+size_t
 ag_policy_strip_headers(const ag_policy_t *p, const char *const **names)
 {
     *names = (const char *const *) p->strip_headers.v;

@@ -168,6 +168,11 @@ const ag_intent_t *ag_policy_intent(const ag_policy_t *p, const char *name,
 const ag_agent_t *ag_policy_agent_by_name(const ag_policy_t *p,
     const char *name, size_t len);
 
+/* ADDED: the tools in file order, ag_policy_tool_at(p, i) for i below
+   ag_policy_ntools(p). */
+size_t ag_policy_ntools(const ag_policy_t *p);
+const ag_tool_t *ag_policy_tool_at(const ag_policy_t *p, size_t i);
+
 /* The agent an identity maps to, or NULL. */
 const ag_agent_t *ag_policy_agent(const ag_policy_t *p,
     const ag_identity_t *id);

@@ -42,12 +42,17 @@ typedef struct {
 
     EVP_PKEY            *signing_key;    /* agentgov_signing_key */
     char                 signing_kid[48];  /* its RFC 7638 thumbprint */
+    EVP_PKEY            *next_key;       /* agentgov_signing_key ... next */
+    char                 next_kid[48];
     unsigned char        task_key[32];   /* derived from it: task token MACs */
 
     ngx_shm_zone_t      *zone;           /* agentgov_zone */
     ngx_str_t            state_file;     /* agentgov_state */
 
     ngx_http_agentgov_audit_conf_t *audit;   /* agentgov_audit_log */
+
+    ngx_array_t         *secrets_conf;   /* agentgov_secret */
+    struct ag_secrets_s *secrets;        /* the policy's patterns, compiled */
 } ngx_http_agentgov_main_conf_t;
 
 
@@ -77,6 +82,7 @@ typedef struct {
     unsigned             forward_proxy:1;
     unsigned             passed:1;       /* the call goes on to its tool */
     unsigned             audited:1;      /* its call record is written */
+    unsigned             injected:1;     /* the tool's credential is added */
 
     ngx_int_t            rc;             /* the access handler's answer once decided */
 
@@ -110,6 +116,12 @@ typedef struct {
 
     ngx_str_t            decision_name;  /* $agentgov_decision */
     ngx_str_t            rule;           /* $agentgov_rule */
+
+    ngx_array_t         *stripped;       /* of ag_str_t: names removed */
+    ag_str_t            *findings;       /* "pattern:where:sha8" */
+    ngx_uint_t           nfindings;
+    ngx_str_t            cred_jti;       /* the minted credential's */
+    int64_t              cred_exp;
 } ngx_http_agentgov_ctx_t;
 
 
@@ -145,7 +157,6 @@ ngx_int_t ngx_http_agentgov_refuse(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
 ngx_table_elt_t *ngx_http_agentgov_find_header(ngx_http_request_t *r,
     const char *name, size_t len, ngx_uint_t *count);
-ngx_int_t ngx_http_agentgov_remove_own_headers(ngx_http_request_t *r);
 void ngx_http_agentgov_json_cleanup(void *data);
 ngx_int_t ngx_http_agentgov_refusal(ngx_http_agentgov_refusal_t *ref,
     ngx_uint_t status, const char *code, const char *message);
@@ -190,6 +201,23 @@ ngx_int_t ngx_http_agentgov_audit_log_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_agentgov_audit_event(ngx_http_request_t *r,
     struct ag_audit_rec_s *rec);
 int64_t ngx_http_agentgov_monotonic_us(void);
+
+/* ngx_http_agentgov_credential.c */
+char *ngx_http_agentgov_secret_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_agentgov_jwks_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_agentgov_credential_check_conf(ngx_conf_t *cf,
+    ngx_http_agentgov_main_conf_t *amcf);
+ngx_int_t ngx_http_agentgov_credential_init_process(ngx_cycle_t *cycle);
+void ngx_http_agentgov_credential_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_agentgov_scan(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_str_t *body,
+    ngx_http_agentgov_refusal_t *ref);
+ngx_int_t ngx_http_agentgov_strip(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx);
+ngx_int_t ngx_http_agentgov_inject(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
 
 /* ngx_http_agentgov_variables.c */
 ngx_int_t ngx_http_agentgov_add_variables(ngx_conf_t *cf);

@@ -264,6 +264,17 @@ ngx_http_agentgov_decide(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* secrets, before the rules (SPEC section 5, "Check order") */
+
+    rc = ngx_http_agentgov_scan(r, ctx, ctx->body_read ? &body : NULL, &ref);
+    if (rc == NGX_DECLINED) {
+        return ngx_http_agentgov_stop(r, ctx, alcf, &ref);
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (ag_policy_eval(amcf->policy, &ctx->call, &ctx->decision, NULL, NULL)
         != 0)
     {
@@ -318,10 +329,31 @@ static ngx_int_t
 ngx_http_agentgov_pass(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     ngx_http_agentgov_refusal_t *ref)
 {
+    ngx_int_t                    rc;
     ngx_http_agentgov_refusal_t  fail;
 
     if (ctx->decision_name.len == 0) {
         ngx_str_set(&ctx->decision_name, "allow");
+    }
+
+    /* what the agent must not hold goes, the tool's credential comes */
+
+    if (ngx_http_agentgov_strip(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_agentgov_inject(r, ctx, &fail);
+
+    if (rc == NGX_DECLINED) {
+        ngx_str_null(&ctx->decision_name);
+        ctx->decided = 1;
+        ctx->rc = NGX_DONE;
+        (void) ngx_http_agentgov_audit_call(r, ctx, &fail);
+        return ngx_http_agentgov_refuse(r, ctx, &fail);
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (ngx_http_agentgov_audit_call(r, ctx, ref) != NGX_OK) {
@@ -333,10 +365,6 @@ ngx_http_agentgov_pass(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
                                          "gateway_error", "the audit log "
                                          "cannot be written");
         return ngx_http_agentgov_refuse(r, ctx, &fail);
-    }
-
-    if (ngx_http_agentgov_remove_own_headers(r) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->decided = 1;
@@ -378,7 +406,9 @@ ngx_http_agentgov_stop(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
             ngx_str_set(&ctx->decision_name, "monitor-deny");
         }
 
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        /* a finding's request line may hold the secret: no request log */
+        ngx_log_error(NGX_LOG_INFO,
+                      ctx->nfindings ? ngx_cycle->log : r->connection->log, 0,
                       "agentgov: monitor: would refuse with %s: %V",
                       ref->code, &ref->message);
 

@@ -1012,6 +1012,25 @@ ngx_http_agentgov_audit_call(ngx_http_request_t *r,
         rec.ntags = ctx->decision.rule->ntags;
     }
 
+    if (ctx->stripped) {
+        rec.stripped = ctx->stripped->elts;
+        rec.nstripped = ctx->stripped->nelts;
+    }
+
+    rec.findings = ctx->findings;
+    rec.nfindings = ctx->nfindings;
+
+    if (ctx->cred_jti.len) {
+        rec.cred_type = "jwt";
+        rec.cred_kid = amcf->signing_kid;
+        rec.cred_jti.p = (const char *) ctx->cred_jti.data;
+        rec.cred_jti.len = ctx->cred_jti.len;
+        rec.cred_exp = ctx->cred_exp;
+
+    } else if (ctx->injected) {
+        rec.cred_type = "secret";
+    }
+
     if (ref) {
         rec.reason = ngx_http_agentgov_ag_str(ref->message);
         rec.error.p = ref->code;

@@ -84,6 +84,49 @@ ngx_http_agentgov_add_variables(ngx_conf_t *cf)
 }
 
 
+/* the names stripped from the call, comma-separated (never a value) */
+
+static ngx_int_t
+ngx_http_agentgov_stripped_variable(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_variable_value_t *v)
+{
+    u_char      *p;
+    size_t       len;
+    ag_str_t    *s;
+    ngx_uint_t   i;
+
+    if (ctx->stripped == NULL || ctx->stripped->nelts == 0) {
+        return NGX_OK;
+    }
+
+    s = ctx->stripped->elts;
+    len = 0;
+
+    for (i = 0; i < ctx->stripped->nelts; i++) {
+        len += s[i].len + 1;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = p;
+
+    for (i = 0; i < ctx->stripped->nelts; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+
+        p = ngx_cpymem(p, s[i].p, s[i].len);
+    }
+
+    v->len = p - v->data;
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_agentgov_set_cstr(ngx_http_variable_value_t *v, const char *s)
 {
@@ -164,8 +207,11 @@ ngx_http_agentgov_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         s = ctx->uri;
         break;
 
+    case AG_VAR_STRIPPED:
+        return ngx_http_agentgov_stripped_variable(r, ctx, v);
+
     default:
-        /* approvals and key stripping arrive in later releases */
+        /* approvals arrive in a later release */
         break;
     }
 
