@@ -43,6 +43,26 @@ start() {
         "$cli" keygen --type p256 --out "$run/keys/idp.pem" --jwks "$run/keys/idp.jwks.json" >/dev/null
     fi
 
+    # the demo tools speak HTTPS under a dev CA: the gateway verifies them
+    # before it sends a credential
+    if [ ! -f "$run/keys/tools.pem" ]; then
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+            -subj "/CN=agentgov demo CA" -keyout "$run/keys/demo-ca.key" \
+            -out "$run/keys/demo-ca.pem" 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -subj "/CN=localhost" -keyout "$run/keys/tools.key" \
+            -out "$run/keys/tools.csr" 2>/dev/null
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$run/keys/tools.ext"
+        openssl x509 -req -in "$run/keys/tools.csr" -CA "$run/keys/demo-ca.pem" \
+            -CAkey "$run/keys/demo-ca.key" -CAcreateserial -days 3650 \
+            -extfile "$run/keys/tools.ext" -out "$run/keys/tools.pem" 2>/dev/null
+    fi
+
+    # the payments tool's key: only the gateway holds it (dev only)
+    if [ ! -f "$run/keys/payments.secret" ]; then
+        (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$run/keys/payments.secret")
+    fi
+
     # the audit log's HMAC key (dev only)
     if [ ! -f "$run/keys/audit.key" ]; then
         head -c 32 /dev/urandom > "$run/keys/audit.key"
@@ -72,6 +92,14 @@ http {
     agentgov_signing_key keys/gateway.pem;
     agentgov_state       state/agentgov.state;
     agentgov_audit_log   audit/audit.jsonl key=keys/audit.key fail=closed;
+    agentgov_secret      payments_key keys/payments.secret;
+
+    # what the demo tools tell about the credential they got (never the value)
+    map \$http_authorization \$demo_credential {
+        "~^Bearer ey"  "a JWT the gateway minted for this task and tool";
+        "~^Bearer "    "the gateway's payments key";
+        default        "none";
+    }
 
     log_format agentgov '\$remote_addr [\$time_local] "\$request_method \$uri" \$status '
                         'agent=\$agentgov_agent task=\$agentgov_task intent=\$agentgov_intent tool=\$agentgov_tool '
@@ -83,29 +111,39 @@ http {
         access_log $run/logs/gateway.log agentgov;
 
         location /agentgov/ { agentgov_api; }
+        location = /.well-known/jwks.json { agentgov_jwks; }
+
+        # credentials go only to a tool whose certificate verifies
+        proxy_ssl_verify on;
+        proxy_ssl_trusted_certificate keys/demo-ca.pem;
+        proxy_ssl_name localhost;
 
         location /tools/tickets/ {
             agentgov on;
             agentgov_tool tickets;
-            proxy_pass http://127.0.0.1:8081/;
+            proxy_pass https://127.0.0.1:8081/;
         }
         location /tools/payments/ {
             agentgov on;
             agentgov_tool payments;
-            proxy_pass http://127.0.0.1:8082/;
+            proxy_pass https://127.0.0.1:8082/;
         }
     }
 
-    # demo tool APIs
+    # demo tool APIs (HTTPS)
     server {
-        listen 127.0.0.1:8081;
+        listen 127.0.0.1:8081 ssl;
+        ssl_certificate keys/tools.pem;
+        ssl_certificate_key keys/tools.key;
         default_type application/json;
-        location / { return 200 '{"tool": "tickets", "method": "\$request_method", "path": "\$uri"}\n'; }
+        location / { return 200 '{"tool": "tickets", "method": "\$request_method", "path": "\$uri", "credential": "\$demo_credential"}\n'; }
     }
     server {
-        listen 127.0.0.1:8082;
+        listen 127.0.0.1:8082 ssl;
+        ssl_certificate keys/tools.pem;
+        ssl_certificate_key keys/tools.key;
         default_type application/json;
-        location / { return 200 '{"tool": "payments", "method": "\$request_method", "path": "\$uri"}\n'; }
+        location / { return 200 '{"tool": "payments", "method": "\$request_method", "path": "\$uri", "credential": "\$demo_credential"}\n'; }
     }
 }
 CONF
@@ -156,6 +194,12 @@ denied (bulk export is never part of a task):
 held (a refund over 5000 needs finance approval; until approvals are enabled it is refused):
   curl -i -H "Agent-Authorization: Bearer \$AGENT" -H "Agent-Task: \$TASK" -H 'Content-Type: application/json' \\
        -d '{"amount": 9000, "currency": "EUR"}' http://127.0.0.1:$port/tools/payments/v1/refunds
+
+refused (a key in the call: agents never send keys, the gateway adds the tool's credential):
+  curl -i -H "Agent-Authorization: Bearer \$AGENT" -H "Agent-Task: \$TASK" -H 'X-Note: AKIAIOSFODNN7EXAMPLE' http://127.0.0.1:$port/tools/tickets/v1/tickets/42
+
+the tools are HTTPS (verified with a dev CA) and get a credential the agent never sees;
+the gateway's public keys, to verify the JWTs it mints: http://127.0.0.1:$port/.well-known/jwks.json
 
 every decision is in the audit log; verify the chain and read it:
   $cli audit verify $run/audit/audit.jsonl --key $run/keys/audit.key --jwks $run/keys/gateway.jwks.json
