@@ -138,6 +138,9 @@ typedef struct {
     ag_finding_t         *out;
     size_t                max;
     size_t                n;
+    char                 *buf;      /* the work buffer: stack or malloc'd */
+    size_t                bufsize;
+    char                 *stack;
     char                 *err;
     size_t                errlen;
 } ag_scan_t;
@@ -216,26 +219,57 @@ ag_hex(int c)
 static size_t
 ag_pct_lenient(const char *in, size_t len, char *out, size_t *outlen)
 {
-    size_t  i, o, n;
-    int     hi, lo;
+    size_t       i, o, n, run;
+    int          hi, lo;
+    const char  *pct, *plus, *p;
 
     n = 0;
-    for (i = 0, o = 0; i < len; o++) {
+    pct = NULL;
+    plus = NULL;
+
+    for (i = 0, o = 0; i < len; ) {
+        /* the bytes up to the next '%' or '+', at once; each memchr runs
+           again only once what it found has been passed */
+        if (pct != NULL && pct < in + i) {
+            pct = NULL;
+        }
+        if (pct == NULL) {
+            pct = memchr(in + i, '%', len - i);
+            pct = pct != NULL ? pct : in + len;
+        }
+        if (plus != NULL && plus < in + i) {
+            plus = NULL;
+        }
+        if (plus == NULL) {
+            plus = memchr(in + i, '+', len - i);
+            plus = plus != NULL ? plus : in + len;
+        }
+        p = pct < plus ? pct : plus;
+        run = (size_t) (p - (in + i));
+        if (run != 0) {
+            if (out + o != in + i) {
+                memmove(out + o, in + i, run);
+            }
+            o += run;
+            i += run;
+            continue;
+        }
+
         if (in[i] == '+') {
-            out[o] = ' ';
+            out[o++] = ' ';
             i++;
             n++;
 
-        } else if (in[i] == '%' && len - i > 2
+        } else if (len - i > 2
                    && (hi = ag_hex((unsigned char) in[i + 1])) >= 0
                    && (lo = ag_hex((unsigned char) in[i + 2])) >= 0)
         {
-            out[o] = (char) (hi << 4 | lo);
+            out[o++] = (char) (hi << 4 | lo);
             i += 3;
             n++;
 
         } else {
-            out[o] = in[i++];
+            out[o++] = in[i++];
         }
     }
 
@@ -298,13 +332,26 @@ ag_utf8_put(char *out, unsigned cp)
 static size_t
 ag_json_unescape(const char *in, size_t len, char *out, size_t *outlen)
 {
-    char      c;
-    size_t    i, o, n;
-    unsigned  cp, lo;
+    char         c;
+    size_t       i, o, n, run;
+    unsigned     cp, lo;
+    const char  *p;
 
     n = 0;
     for (i = 0, o = 0; i < len; ) {
-        if (in[i] != '\\' || len - i < 2) {
+        /* the bytes up to the next backslash, at once */
+        p = memchr(in + i, '\\', len - i);
+        run = p != NULL ? (size_t) (p - (in + i)) : len - i;
+        if (run != 0) {
+            if (out + o != in + i) {
+                memmove(out + o, in + i, run);
+            }
+            o += run;
+            i += run;
+            continue;
+        }
+
+        if (len - i < 2) {
             out[o++] = in[i++];
             continue;
         }
@@ -642,6 +689,31 @@ ag_gateway_header(const ag_str_t *name)
 }
 
 
+/* The work buffer, at least size bytes; its content is not kept. NULL
+   with err when out of memory. */
+static char *
+ag_scan_buf(ag_scan_t *sc, size_t size)
+{
+    char  *p;
+
+    if (size <= sc->bufsize) {
+        return sc->buf;
+    }
+
+    p = malloc(size);
+    if (p == NULL) {
+        ag_errf(sc->err, sc->errlen, "secret scan: out of memory");
+        return NULL;
+    }
+    if (sc->buf != sc->stack) {
+        free(sc->buf);
+    }
+    sc->buf = p;
+    sc->bufsize = size;
+    return p;
+}
+
+
 /*
  * The headers as one text of "Name: value" lines: one pass per pattern for
  * all of them, and a name gives a value its context
@@ -649,10 +721,29 @@ ag_gateway_header(const ag_str_t *name)
  * refuses one), so a line is a header.
  */
 static int
-ag_scan_headers(ag_scan_t *sc, const ag_call_t *call, char *buf)
+ag_scan_headers(ag_scan_t *sc, const ag_call_t *call)
 {
-    size_t              i, n;
+    char               *buf;
+    size_t              i, n, need;
     const ag_header_t  *h;
+
+    need = 0;
+    for (i = 0; i < call->nheaders; i++) {
+        h = &call->headers[i];
+        /* "Name: value\n", without overflow whatever the lengths */
+        n = SIZE_MAX - need;
+        if (n < 3 || n - 3 < h->name.len || n - 3 - h->name.len < h->value.len)
+        {
+            ag_errf(sc->err, sc->errlen, "secret scan: headers too large");
+            return -1;
+        }
+        need += h->name.len + 3 + h->value.len;
+    }
+
+    buf = ag_scan_buf(sc, need);
+    if (buf == NULL) {
+        return -1;
+    }
 
     n = 0;
     for (i = 0; i < call->nheaders; i++) {
@@ -686,9 +777,33 @@ ag_has_pct(const char *p, size_t len)
 
 
 static int
-ag_scan_body(ag_scan_t *sc, const char *body, size_t len, char *buf)
+ag_scan_query(ag_scan_t *sc, const char *q, size_t len)
+{
+    int     rc;
+    char   *buf;
+    size_t  n;
+
+    rc = ag_scan_text(sc, q, len, "query");
+    if (rc != 0 || !ag_has_pct(q, len)) {
+        return rc;
+    }
+
+    buf = ag_scan_buf(sc, len);
+    if (buf == NULL) {
+        return -1;
+    }
+    if (ag_pct_lenient(q, len, buf, &n) == 0) {
+        return 0;
+    }
+    return ag_scan_text(sc, buf, n, "query");
+}
+
+
+static int
+ag_scan_body(ag_scan_t *sc, const char *body, size_t len)
 {
     int          rc, round;
+    char        *buf;
     size_t       blen;
     const char  *cur;
 
@@ -701,9 +816,16 @@ ag_scan_body(ag_scan_t *sc, const char *body, size_t len, char *buf)
     blen = len;
 
     for (round = 0; round < AG_SECRETS_JSON_ROUNDS; round++) {
-        if (memchr(cur, '\\', blen) == NULL
-            || ag_json_unescape(cur, blen, buf, &blen) == 0)
-        {
+        if (memchr(cur, '\\', blen) == NULL) {
+            break;
+        }
+        /* the first round decodes the body into the buffer, the second
+           the buffer in place */
+        buf = ag_scan_buf(sc, len);
+        if (buf == NULL) {
+            return -1;
+        }
+        if (ag_json_unescape(cur, blen, buf, &blen) == 0) {
             break;
         }
         cur = buf;
@@ -715,14 +837,17 @@ ag_scan_body(ag_scan_t *sc, const char *body, size_t len, char *buf)
 
     /* a form body, or an encoded URL in a JSON string: percent-decoded
        after the JSON escapes, so that \u0025 41KIA... is caught too */
-    if (ag_has_pct(cur, blen) && ag_pct_lenient(cur, blen, buf, &blen) != 0) {
-        rc = ag_scan_text(sc, buf, blen, "body");
-        if (rc != 0) {
-            return rc;
-        }
+    if (!ag_has_pct(cur, blen)) {
+        return 0;
     }
-
-    return 0;
+    buf = ag_scan_buf(sc, len);
+    if (buf == NULL) {
+        return -1;
+    }
+    if (ag_pct_lenient(cur, blen, buf, &blen) == 0) {
+        return 0;
+    }
+    return ag_scan_text(sc, buf, blen, "body");
 }
 
 
@@ -731,47 +856,14 @@ ag_secrets_scan(const ag_secrets_t *s, const ag_tool_t *tool,
     const ag_call_t *call, const char *body, size_t body_len,
     ag_finding_t *out, size_t max, char *err, size_t errlen)
 {
-    int                   rc;
-    char                 *buf, stack[AG_SECRETS_STACK_BUF];
-    size_t                i, need, n, qlen;
-    ag_scan_t             sc;
-    const ag_header_t    *h;
+    int        rc;
+    char       stack[AG_SECRETS_STACK_BUF];
+    ag_scan_t  sc;
 
     if (max == 0) {
         /* nowhere to say what was found: refuse rather than say clean */
         ag_errf(err, errlen, "secret scan: no room for findings");
         return -1;
-    }
-
-    if (body == NULL) {
-        body_len = 0;
-    }
-
-    /* one work buffer, as large as the largest text to build: the
-       headers' lines, or a decoded query or body */
-    need = 0;
-    for (i = 0; i < call->nheaders; i++) {
-        h = &call->headers[i];
-        /* "Name: value\n", without overflow whatever the lengths */
-        n = SIZE_MAX - need;
-        if (n < 3 || n - 3 < h->name.len || n - 3 - h->name.len < h->value.len)
-        {
-            ag_errf(err, errlen, "secret scan: headers too large");
-            return -1;
-        }
-        need += h->name.len + 3 + h->value.len;
-    }
-    qlen = call->query.p != NULL ? call->query.len : 0;
-    need = qlen > need ? qlen : need;
-    need = body_len > need ? body_len : need;
-
-    buf = stack;
-    if (need > sizeof(stack)) {
-        buf = malloc(need);
-        if (buf == NULL) {
-            ag_errf(err, errlen, "secret scan: out of memory");
-            return -1;
-        }
     }
 
     memset(&sc, 0, sizeof(ag_scan_t));
@@ -781,40 +873,32 @@ ag_secrets_scan(const ag_secrets_t *s, const ag_tool_t *tool,
     sc.max = max;
     sc.err = err;
     sc.errlen = errlen;
-
-    rc = -1;
+    sc.stack = stack;
+    sc.buf = stack;
+    sc.bufsize = sizeof(stack);
 
     sc.md = pcre2_match_data_create(1, NULL);
     if (sc.md == NULL) {
         ag_errf(err, errlen, "secret scan: out of memory");
-        goto done;
+        return -1;
     }
 
-    rc = ag_scan_headers(&sc, call, buf);
+    rc = ag_scan_headers(&sc, call);
 
-    if (rc == 0 && qlen != 0) {
-        rc = ag_scan_text(&sc, call->query.p, qlen, "query");
-        if (rc == 0 && ag_has_pct(call->query.p, qlen)
-            && ag_pct_lenient(call->query.p, qlen, buf, &n) != 0)
-        {
-            rc = ag_scan_text(&sc, buf, n, "query");
-        }
+    if (rc == 0 && call->query.p != NULL && call->query.len != 0) {
+        rc = ag_scan_query(&sc, call->query.p, call->query.len);
     }
 
-    if (rc == 0 && body_len != 0) {
-        rc = ag_scan_body(&sc, body, body_len, buf);
+    if (rc == 0 && body != NULL && body_len != 0) {
+        rc = ag_scan_body(&sc, body, body_len);
     }
 
-    if (rc >= 0) {
-        rc = (int) sc.n;
-    }
-
-done:
     pcre2_match_data_free(sc.md);
-    if (buf != stack) {
-        free(buf);
+    if (sc.buf != sc.stack) {
+        free(sc.buf);
     }
-    return rc;
+
+    return rc < 0 ? -1 : (int) sc.n;
 }
 
 
@@ -930,14 +1014,15 @@ ag_strip_query(const ag_policy_t *p, const ag_tool_t *tool,
     o = 0;
     kept = 0;
     nremoved = 0;
+    *outlen = 0;
 
-    if (q == NULL) {
-        len = 0;
+    if (q == NULL || len == 0) {
+        return 0;
     }
 
     /* every '&'-separated piece is a parameter, an empty one too: kept as
        it is, so that a query with nothing to strip comes out unchanged */
-    for (param = q, end = q + len; len != 0; param = amp + 1) {
+    for (param = q, end = q + len; ; param = amp + 1) {
         amp = memchr(param, '&', (size_t) (end - param));
         plen = (size_t) ((amp != NULL ? amp : end) - param);
 
