@@ -629,7 +629,8 @@ ag_fz_check_strip(const ag_tool_t *tool, const ag_call_t *call)
 
     for (i = 0; i < call->nheaders; i++) {
         const ag_header_t  *h = &call->headers[i];
-        int  want = ag_fz_in(h->name.p, h->name.len, ag_fz_strip_hs, (size_t) -1)
+        int  want = ag_fz_in(h->name.p, h->name.len, ag_fz_strip_hs,
+                             (size_t) -1)
                     || (tool != NULL
                         && ag_fz_in(h->name.p, h->name.len,
                                     tool->strip_headers,

@@ -369,7 +369,8 @@ aws_secret_needs_its_name(void **state)
     ag_secrets_t  *s = secrets(NULL);
     static const char *const  ok[] = {
         "AWS_SECRET_ACCESS_KEY=%s", "aws_secret_key: %s",
-        "{\"secretAccessKey\": \"%s\"}", "<SecretAccessKey>%s</SecretAccessKey>",
+        "{\"secretAccessKey\": \"%s\"}",
+        "<SecretAccessKey>%s</SecretAccessKey>",
         "secret_access_key = '%s'", "my-aws-secret-key %s", NULL
     };
     static const char *const  no[] = {
@@ -687,8 +688,8 @@ large_body(void **state)
     n = 0;
     b[n++] = '[';
     while (n + 64 < size) {
-        n += (size_t) sprintf(b + n, "{\"id\": %zu, \"name\": \"item\\n%%20\"},",
-                              n);
+        n += (size_t) sprintf(b + n,
+                              "{\"id\": %zu, \"name\": \"item\\n%%20\"},", n);
     }
     b[n - 1] = ']';
     assert_int_equal(scan(s, NULL, NULL, NULL, b, n, f, 4), 0);
