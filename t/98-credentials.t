@@ -253,15 +253,16 @@ for my $name (sort keys %fake) {
     (my $esc = $v) =~ s/^(.)/sprintf('\\u%04x', ord $1)/e;
     my @ways = (
         ['header', [headers => ['X-Note' => $v]]],
+        ['path', [], undef, '/' . pct($v)],
         ['query', [], '?q=' . pct($v)],
         ['URL-encoded query', [], '?q=' . pct_all($v)],
         ['JSON body', [body => $AgTest::JSON->encode({ note => $v })]],
         ['JSON-escaped body', [body => qq({"note": "$esc"})]],
     );
     for my $w (@ways) {
-        my ($how, $args, $q) = @$w;
+        my ($how, $args, $q, $tail) = @$w;
         my $method = (grep { $_ eq 'body' } @$args) ? 'POST' : 'GET';
-        $r = call($method, "/tools/tickets/v1/x" . ($q // ''), @$args);
+        $r = call($method, "/tools/tickets/v1/x" . ($tail // '') . ($q // ''), @$args);
         $n++;
         is($r->{status}, 403, "$name in a $how: 403") or diag($r->{raw});
         is($r->{json}{error}, 'secret_in_request', "$name in a $how: secret_in_request");
@@ -271,7 +272,9 @@ for my $name (sort keys %fake) {
 @recs = grep { ($_->{error} // '') eq 'secret_in_request' } $t->audit_records;
 is(scalar @recs, $n, 'every refusal recorded');
 ok(!(grep { !@{ $_->{findings} // [] } } @recs), 'each with its findings');
-like($recs[0]{findings}[0], qr/^[a-z_]+:(header|query|body):[0-9a-f]{8}$/, 'a pattern name and a hash prefix');
+like($recs[0]{findings}[0], qr/^[a-z_]+:(header|path|query|body):[0-9a-f]{8}$/, 'a pattern name and a hash prefix');
+ok(!(grep { ($_->{findings}[0] =~ /:path:/) && $_->{action}{path} !~ /^\(withheld/ } @recs),
+   'a path that holds a secret is not written down');
 my $audit = $t->read_file('audit/audit.jsonl');
 my $log = $t->error_log;
 for my $name (sort keys %fake) {

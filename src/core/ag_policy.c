@@ -425,6 +425,11 @@ ag_want_string(ag_compile_t *c, json_t *v, const char **out)
     if (*out == NULL || **out == '\0') {
         return ag_cerror(c, "expected a non-empty string");
     }
+
+    /* the engine reads these as C strings: a \u0000 would cut them short */
+    if (strlen(*out) != json_string_length(v)) {
+        return ag_cerror(c, "a string may not contain \\u0000");
+    }
     return 0;
 }
 

@@ -888,6 +888,11 @@ ag_secrets_scan(const ag_secrets_t *s, const ag_tool_t *tool,
 
     rc = ag_scan_headers(&sc, call);
 
+    /* a key in the path (webhook URLs hold them) is still a key */
+    if (rc == 0 && call->path.p != NULL && call->path.len != 0) {
+        rc = ag_scan_text(&sc, call->path.p, call->path.len, "path");
+    }
+
     if (rc == 0 && call->query.p != NULL && call->query.len != 0) {
         rc = ag_scan_query(&sc, call->query.p, call->query.len);
     }

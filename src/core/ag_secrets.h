@@ -34,7 +34,7 @@ typedef struct ag_secrets_s  ag_secrets_t;
 typedef struct {
     const char  *pattern;        /* its name (owned by the ag_secrets_t) */
     char         sha8[9];        /* first 8 hex digits of SHA-256, NUL */
-    const char  *where;          /* "header", "query" or "body" */
+    const char  *where;          /* "header", "path", "query" or "body" */
 } ag_finding_t;
 
 
@@ -51,7 +51,8 @@ const char *ag_secrets_pattern(const ag_secrets_t *s, size_t i,
 
 /*
  * Scan a call: headers (every one but the gateway's own: Agent-Authorization,
- * Agent-Task, Agent-Approval), the query, and body (raw bytes, may be NULL).
+ * Agent-Task, Agent-Approval), the path (normalised, as rules see it), the
+ * query, and body (raw bytes, may be NULL).
  * Patterns the tool lists in allow_secrets are not reported. Fills up to max
  * findings, distinct by (pattern, sha8), in the order found; returns how many
  * (0: clean), or -1 with err when scanning itself failed (the caller refuses:

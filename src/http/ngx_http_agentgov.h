@@ -83,6 +83,7 @@ typedef struct {
     unsigned             passed:1;       /* the call goes on to its tool */
     unsigned             audited:1;      /* its call record is written */
     unsigned             injected:1;     /* the tool's credential is added */
+    unsigned             secret_in_path:1;  /* never write the path down */
 
     ngx_int_t            rc;             /* the access handler's answer once decided */
 

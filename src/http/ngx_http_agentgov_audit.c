@@ -997,6 +997,11 @@ ngx_http_agentgov_audit_call(ngx_http_request_t *r,
     rec.host = ngx_http_agentgov_ag_str(r->headers_in.server);
 
     path = ctx->path.len ? ctx->path : r->uri;
+
+    if (ctx->secret_in_path) {
+        ngx_str_set(&path, "(withheld: the path holds a secret)");
+    }
+
     rec.path = ngx_http_agentgov_ag_str(path);
 
     if (ctx->args_sha256[0]) {

@@ -348,6 +348,10 @@ ngx_http_agentgov_scan(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     for (i = 0; i < n; i++) {
         f = &ctx->findings[i];
 
+        if (ngx_strcmp(found[i].where, "path") == 0) {
+            ctx->secret_in_path = 1;
+        }
+
         /* "<pattern>:<where>:<sha8>" */
         p = ngx_pnalloc(r->pool, ngx_strlen(found[i].pattern)
                                  + ngx_strlen(found[i].where) + 8 + 2);

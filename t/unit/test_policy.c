@@ -1116,6 +1116,17 @@ invalid_json(void **state)
     assert_non_null(strstr(err, "malformed JSON at byte"));
     p = ag_policy_load("", 0, err, sizeof(err));
     assert_null(p);
+
+    /* a NUL inside a pattern or a strip name would cut it short: the
+       parser refuses it (and the loader would too) */
+    {
+        static const char  nul[] = "{\"agentgov\": 1, \"secret_patterns\": "
+                                   "{\"x\": \"ab\\u0000cd\"}}";
+
+        p = ag_policy_load(nul, sizeof(nul) - 1, err, sizeof(err));
+        assert_null(p);
+        assert_non_null(strstr(err, "u0000"));
+    }
 }
 
 
