@@ -573,7 +573,7 @@ ag_audit_seal(const ag_audit_key_t *k, uint64_t seq, int64_t ts_us,
  * toss the branch predictor loses half the time, and with two hashes a line
  * that cost as much as the record's HMAC when verifying.
  */
-static const unsigned char  ag_hex_digit[256] = {
+static const unsigned char  ag_hex_lower[256] = {
     ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
     ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
     ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1
@@ -589,7 +589,7 @@ ag_is_hex(const char *p, size_t n)
     all = 1;
 
     for (i = 0; i < n; i++) {
-        all &= ag_hex_digit[(unsigned char) p[i]];
+        all &= ag_hex_lower[(unsigned char) p[i]];
     }
 
     return all;

@@ -7,6 +7,7 @@
 #include <pcre2.h>
 
 #include "ag_match.h"
+#include "ag_util.h"
 
 
 ag_tri_t
@@ -1031,17 +1032,6 @@ ag_call_header(const ag_call_t *call, const char *name, size_t len,
 }
 
 
-static int
-ag_hex(int c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c = ag_lower(c);
-    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-}
-
-
 /* The next decoded byte of in[*i..len); -1 on a bad escape. */
 static int
 ag_pct_next(const char *in, size_t len, size_t *i)
@@ -1060,8 +1050,8 @@ ag_pct_next(const char *in, size_t len, size_t *i)
     if (*i + 2 >= len) {
         return -1;
     }
-    h = ag_hex((unsigned char) in[*i + 1]);
-    l = ag_hex((unsigned char) in[*i + 2]);
+    h = ag_hex_digit((unsigned char) in[*i + 1]);
+    l = ag_hex_digit((unsigned char) in[*i + 2]);
     if (h < 0 || l < 0) {
         return -1;
     }

@@ -199,20 +199,6 @@ ag_list_len(const char *const *list)
 }
 
 
-static int
-ag_hex(int c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c = ag_lower(c);
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    return -1;
-}
-
-
 /*
  * Percent-decoding with '+' as space, as a form or query parser reads it;
  * an escape that is not two hex digits stays as it is. out may be in (the
@@ -263,8 +249,8 @@ ag_pct_lenient(const char *in, size_t len, char *out, size_t *outlen)
             n++;
 
         } else if (len - i > 2
-                   && (hi = ag_hex((unsigned char) in[i + 1])) >= 0
-                   && (lo = ag_hex((unsigned char) in[i + 2])) >= 0)
+                   && (hi = ag_hex_digit((unsigned char) in[i + 1])) >= 0
+                   && (lo = ag_hex_digit((unsigned char) in[i + 2])) >= 0)
         {
             out[o++] = (char) (hi << 4 | lo);
             i += 3;
@@ -288,7 +274,7 @@ ag_hex4(const char *p, unsigned *v)
 
     x = 0;
     for (i = 0; i < 4; i++) {
-        if ((d = ag_hex((unsigned char) p[i])) < 0) {
+        if ((d = ag_hex_digit((unsigned char) p[i])) < 0) {
             return 0;
         }
         x = x << 4 | (unsigned) d;
@@ -953,8 +939,8 @@ ag_qname_eq(const char *raw, size_t len, const char *lit)
             i++;
 
         } else if (c == '%' && len - i > 2
-                   && (hi = ag_hex((unsigned char) raw[i + 1])) >= 0
-                   && (lo = ag_hex((unsigned char) raw[i + 2])) >= 0)
+                   && (hi = ag_hex_digit((unsigned char) raw[i + 1])) >= 0
+                   && (lo = ag_hex_digit((unsigned char) raw[i + 2])) >= 0)
         {
             c = hi << 4 | lo;
             i += 3;

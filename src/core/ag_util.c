@@ -293,3 +293,22 @@ ag_utf8_len(const unsigned char *s, size_t len)
 
     return n;
 }
+
+
+int
+ag_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+
+    return -1;
+}

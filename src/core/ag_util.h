@@ -40,6 +40,9 @@ int ag_pread_all(int fd, void *buf, size_t len, off_t off);
 
 int ag_rfc3339_us(const char *s, size_t len, int flags, int64_t *us);
 
+/* The value of a hex digit (either case), or -1. */
+int ag_hex_digit(int c);
+
 /* The length of the UTF-8 sequence at s (1 to 4), or 0 if it is not a
    valid one. */
 size_t ag_utf8_len(const unsigned char *s, size_t len);
