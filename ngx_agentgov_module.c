@@ -119,6 +119,13 @@ static ngx_command_t  ngx_http_agentgov_commands[] = {
       offsetof(ngx_http_agentgov_loc_conf_t, body_max),
       NULL },
 
+    { ngx_string("agentgov_hold_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_agentgov_main_conf_t, hold_timeout),
+      NULL },
+
     { ngx_string("agentgov_secret"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
       ngx_http_agentgov_secret_conf,
@@ -183,7 +190,8 @@ ngx_http_agentgov_init_process(ngx_cycle_t *cycle)
     if (ngx_http_agentgov_identity_init_process(cycle) != NGX_OK
         || ngx_http_agentgov_store_init_process(cycle) != NGX_OK
         || ngx_http_agentgov_audit_init_process(cycle) != NGX_OK
-        || ngx_http_agentgov_credential_init_process(cycle) != NGX_OK)
+        || ngx_http_agentgov_credential_init_process(cycle) != NGX_OK
+        || ngx_http_agentgov_hold_init_process(cycle) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -244,7 +252,7 @@ ngx_http_agentgov_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_http_agentgov_audit_log_handler;
 
-    return NGX_OK;
+    return ngx_http_agentgov_hold_filter_init(cf);
 }
 
 
@@ -269,6 +277,7 @@ ngx_http_agentgov_create_main_conf(ngx_conf_t *cf)
      */
 
     amcf->governed = NGX_CONF_UNSET;
+    amcf->hold_timeout = NGX_CONF_UNSET_MSEC;
 
     return amcf;
 }
@@ -289,6 +298,10 @@ ngx_http_agentgov_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (amcf->governed == NGX_CONF_UNSET) {
         amcf->governed = 0;
+    }
+
+    if (amcf->hold_timeout == NGX_CONF_UNSET_MSEC) {
+        amcf->hold_timeout = 15 * 60 * 1000;
     }
 
     if (ngx_http_agentgov_audit_check_conf(cf, amcf) != NGX_CONF_OK

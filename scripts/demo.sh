@@ -93,6 +93,7 @@ http {
     agentgov_state       state/agentgov.state;
     agentgov_audit_log   audit/audit.jsonl key=keys/audit.key fail=closed;
     agentgov_secret      payments_key keys/payments.secret;
+    agentgov_hold_timeout 2m;
 
     # what the demo tools tell about the credential they got (never the value)
     map \$http_authorization \$demo_credential {
@@ -191,9 +192,15 @@ allowed (reads a ticket):
 denied (bulk export is never part of a task):
   curl -i -H "Agent-Authorization: Bearer \$AGENT" -H "Agent-Task: \$TASK" http://127.0.0.1:$port/tools/tickets/v1/export/all
 
-held (a refund over 5000 needs finance approval; until approvals are enabled it is refused):
+held (a refund over 5000 waits, live, up to 2 minutes for finance to decide):
   curl -i -H "Agent-Authorization: Bearer \$AGENT" -H "Agent-Task: \$TASK" -H 'Content-Type: application/json' \\
        -d '{"amount": 9000, "currency": "EUR"}' http://127.0.0.1:$port/tools/payments/v1/refunds
+
+and, from another shell, the approver lists it and approves (or "deny"):
+  APPROVER=\$(cat $run/approver.token)
+  curl -s -H "Authorization: Bearer \$APPROVER" 'http://127.0.0.1:$port/agentgov/v1/approvals?state=pending'
+  curl -s -H "Authorization: Bearer \$APPROVER" -H 'Content-Type: application/json' \\
+       -d '{"decision": "approve", "reason": "checked"}' http://127.0.0.1:$port/agentgov/v1/approvals/<id>
 
 refused (a key in the call: agents never send keys, the gateway adds the tool's credential):
   curl -i -H "Agent-Authorization: Bearer \$AGENT" -H "Agent-Task: \$TASK" -H 'X-Note: AKIAIOSFODNN7EXAMPLE' http://127.0.0.1:$port/tools/tickets/v1/tickets/42

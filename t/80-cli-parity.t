@@ -34,6 +34,7 @@ my $secret = $t->write_file('payments.secret', "test-only-secret\n", 0600);
 $t->config(<<"EOF2");
 @{[ $t->gateway_http(policy => $policy, iss => 'agentgov-dev') ]}
     agentgov_secret payments_key $secret;
+    agentgov_hold_timeout 100ms;
     server {
         listen 127.0.0.1:@{[ $t->port ]};
         add_header X-Rule \$agentgov_rule always;
@@ -79,7 +80,7 @@ for my $case (@{ $cases->{cases} }) {
                         exists $call{body} ? (body => $call{body}) : ());
 
     my $module = $r->{status} == 200 ? 'allow'
-               : ($r->{json}{message} // '') eq 'approval required' ? 'hold'
+               : ($r->{json}{error} // '') eq 'approval_expired' ? 'hold'
                : 'deny';
     is($module, $cli->{decision}, "$case->{name}: same decision ($cli->{decision})");
     is($r->{headers}{'x-rule'} || undef, $cli->{rule}, "$case->{name}: same rule");

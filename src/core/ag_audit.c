@@ -443,6 +443,32 @@ ag_audit_body(const ag_audit_rec_t *rec, ag_buf_t *out)
         ag_buf_add(out, "]", 1);
     }
 
+    if (rec->approval_id.len) {
+        ag_buf_str(out, ",\"approval\":{\"id\":");
+        ag_buf_json_str(out, rec->approval_id.p, rec->approval_id.len);
+
+        if (rec->approver.len) {
+            ag_buf_str(out, ",\"approver\":");
+            ag_buf_json_str(out, rec->approver.p, rec->approver.len);
+        }
+
+        if (rec->decided_at > 0) {
+            char  ts[AG_AUDIT_TS_LEN + 1];
+
+            ag_audit_ts(rec->decided_at * 1000000, ts);
+            ag_buf_str(out, ",\"decided_at\":");
+            ag_buf_json_str(out, ts, AG_AUDIT_TS_LEN);
+        }
+
+        if (rec->approval_reason.len) {
+            ag_buf_str(out, ",\"reason\":");
+            ag_buf_json_str(out, rec->approval_reason.p,
+                            rec->approval_reason.len);
+        }
+
+        ag_buf_add(out, "}", 1);
+    }
+
     if (rec->cred_type) {
         ag_buf_str(out, ",\"credential\":{\"type\":");
         ag_buf_json_str(out, rec->cred_type, strlen(rec->cred_type));

@@ -98,6 +98,11 @@ typedef struct ag_audit_rec_s {
     ag_str_t           error;     /* a refusal's code (SPEC section 9) */
     const char *const *tags;
     size_t             ntags;
+    ag_str_t           approval_id;   /* approval {id, approver, decided_at,
+                                         reason} */
+    ag_str_t           approver;
+    int64_t            decided_at;    /* Unix seconds; 0: none */
+    ag_str_t           approval_reason;
     const char        *cred_type;   /* credential {type, kid, jti, exp} */
     const char        *cred_kid;
     ag_str_t           cred_jti;

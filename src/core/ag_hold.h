@@ -21,8 +21,8 @@
 #include "ag_policy.h"
 
 
-#define AG_HOLD_PEOPLE_MAX   16      /* distinct people recorded per hold */
-#define AG_HOLD_WHO_MAX      256     /* a person's id, as the API names it */
+#define AG_HOLD_PEOPLE_MAX   8       /* distinct people recorded per hold */
+#define AG_HOLD_WHO_MAX      128     /* a person's id, as the API names it */
 #define AG_HOLD_DIGEST_HEX   64
 
 typedef enum {

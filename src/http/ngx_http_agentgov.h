@@ -51,6 +51,8 @@ typedef struct {
 
     ngx_http_agentgov_audit_conf_t *audit;   /* agentgov_audit_log */
 
+    ngx_msec_t           hold_timeout;   /* agentgov_hold_timeout */
+
     ngx_array_t         *secrets_conf;   /* agentgov_secret */
     struct ag_secrets_s *secrets;        /* the policy's patterns, compiled */
 } ngx_http_agentgov_main_conf_t;
@@ -74,6 +76,8 @@ typedef struct {
 } ngx_http_agentgov_refusal_t;
 
 
+typedef struct ngx_http_agentgov_parked_s  ngx_http_agentgov_parked_t;
+
 typedef struct {
     unsigned             started:1;      /* pre-body checks passed */
     unsigned             reading_body:1;
@@ -84,6 +88,8 @@ typedef struct {
     unsigned             audited:1;      /* its call record is written */
     unsigned             injected:1;     /* the tool's credential is added */
     unsigned             secret_in_path:1;  /* never write the path down */
+    unsigned             held:1;         /* parked until its hold closes */
+    unsigned             approved:1;     /* its hold was approved */
 
     ngx_int_t            rc;             /* the access handler's answer once decided */
 
@@ -123,6 +129,10 @@ typedef struct {
     ngx_uint_t           nfindings;
     ngx_str_t            cred_jti;       /* the minted credential's */
     int64_t              cred_exp;
+
+    u_char               approval_id[AG_TASK_ID_LEN + 1];
+    ngx_str_t            approval;       /* $agentgov_approval */
+    ngx_http_agentgov_parked_t *parked;
 } ngx_http_agentgov_ctx_t;
 
 
@@ -219,6 +229,25 @@ ngx_int_t ngx_http_agentgov_strip(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx);
 ngx_int_t ngx_http_agentgov_inject(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
+
+/* ngx_http_agentgov_hold.c */
+ngx_int_t ngx_http_agentgov_hold_init_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_agentgov_hold(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
+ngx_int_t ngx_http_agentgov_hold_outcome(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
+ngx_int_t ngx_http_agentgov_hold_filter_init(ngx_conf_t *cf);
+void ngx_http_agentgov_audit_approval(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, const char *decision, ngx_str_t *approver,
+    ngx_str_t *reason);
+
+/* ngx_http_agentgov_approvals.c */
+ngx_int_t ngx_http_agentgov_approvals_get(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_str_t *hold_id, ag_identity_t *id,
+    ngx_uint_t all);
+ngx_int_t ngx_http_agentgov_approvals_post(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_str_t *hold_id, ag_identity_t *id,
+    ngx_str_t *who, json_t *body);
 
 /* ngx_http_agentgov_variables.c */
 ngx_int_t ngx_http_agentgov_add_variables(ngx_conf_t *cf);

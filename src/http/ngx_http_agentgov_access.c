@@ -73,6 +73,7 @@ ngx_http_agentgov_access_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
     ngx_http_agentgov_ctx_t       *ctx;
+    ngx_http_agentgov_refusal_t    ref;
     ngx_http_agentgov_loc_conf_t  *alcf;
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentgov_module);
@@ -84,6 +85,24 @@ ngx_http_agentgov_access_handler(ngx_http_request_t *r)
     ctx = ngx_http_agentgov_get_ctx(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->held) {
+        /* woken: its hold was decided, or its time is up */
+        rc = ngx_http_agentgov_hold_outcome(r, ctx, &ref);
+
+        if (rc == NGX_OK) {
+            return ngx_http_agentgov_pass(r, ctx, NULL);
+        }
+
+        if (rc != NGX_DECLINED) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->decided = 1;
+        ctx->rc = NGX_DONE;
+        (void) ngx_http_agentgov_audit_call(r, ctx, &ref);
+        return ngx_http_agentgov_refuse(r, ctx, &ref);
     }
 
     if (ctx->decided) {
@@ -302,10 +321,24 @@ ngx_http_agentgov_decide(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
         return ngx_http_agentgov_pass(r, ctx, NULL);
 
     case AG_HOLD:
-        /* until approvals exist a held call cannot pass: fail closed */
-        (void) ngx_http_agentgov_refusal(&ref, NGX_HTTP_FORBIDDEN, "denied",
-                                         "approval required");
-        return ngx_http_agentgov_stop(r, ctx, alcf, &ref);
+        if (alcf->mode == NGX_HTTP_AGENTGOV_MONITOR) {
+            (void) ngx_http_agentgov_refusal(&ref, NGX_HTTP_FORBIDDEN,
+                                             "approval_pending", "approval "
+                                             "required");
+            return ngx_http_agentgov_stop(r, ctx, alcf, &ref);
+        }
+
+        rc = ngx_http_agentgov_hold(r, ctx, &ref);
+
+        if (rc == NGX_AGAIN) {
+            return NGX_AGAIN;
+        }
+
+        if (rc == NGX_DECLINED) {
+            return ngx_http_agentgov_stop(r, ctx, alcf, &ref);
+        }
+
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
 
     default:
         ref.status = NGX_HTTP_FORBIDDEN;

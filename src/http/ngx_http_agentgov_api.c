@@ -33,6 +33,8 @@ typedef enum {
     NGX_HTTP_AGENTGOV_API_RESUME,         /* v1/agents/<agent>/resume */
     NGX_HTTP_AGENTGOV_API_STOP,           /* v1/stop */
     NGX_HTTP_AGENTGOV_API_START,          /* v1/start */
+    NGX_HTTP_AGENTGOV_API_APPROVALS,      /* v1/approvals */
+    NGX_HTTP_AGENTGOV_API_APPROVAL,       /* v1/approvals/<id> */
     NGX_HTTP_AGENTGOV_API_AUDIT,          /* v1/audit */
     NGX_HTTP_AGENTGOV_API_CHECKPOINT,     /* v1/audit/checkpoint */
     NGX_HTTP_AGENTGOV_API_METRICS,        /* metrics: no identity */
@@ -112,6 +114,9 @@ static ngx_int_t ngx_http_agentgov_api_audit(ngx_http_agentgov_api_t *api,
     ngx_str_t *reason);
 static ngx_int_t ngx_http_agentgov_api_unrecorded(
     ngx_http_agentgov_api_t *api);
+static ngx_int_t ngx_http_agentgov_api_approvals(ngx_http_agentgov_api_t *api);
+static void ngx_http_agentgov_api_person(ngx_http_agentgov_api_t *api,
+    ngx_str_t *who);
 static ag_str_t ngx_http_agentgov_api_agent(ngx_http_agentgov_api_t *api);
 static ag_str_t ngx_http_agentgov_api_cnf(ngx_http_agentgov_api_t *api);
 static void ngx_http_agentgov_api_who(ngx_http_agentgov_api_t *api,
@@ -252,7 +257,9 @@ ngx_http_agentgov_api_handler(ngx_http_request_t *r)
     rc = ngx_http_agentgov_identify(r, api.ctx, 1, &ref);
 
     if (rc == NGX_DECLINED) {
-        if (r->method & (NGX_HTTP_POST|NGX_HTTP_DELETE)) {
+        if ((r->method & (NGX_HTTP_POST|NGX_HTTP_DELETE))
+            && api.route <= NGX_HTTP_AGENTGOV_API_START)
+        {
             /* a refused write is a decision: recorded, refused either way */
             (void) ngx_http_agentgov_api_audit(&api, NULL, NULL, ref.code,
                                                &ref.message);
@@ -418,6 +425,26 @@ ngx_http_agentgov_api_route(ngx_http_agentgov_api_t *api)
         return;
     }
 
+    if (ngx_http_agentgov_api_is("v1/approvals")) {
+        api->route = NGX_HTTP_AGENTGOV_API_APPROVALS;
+        api->methods = NGX_HTTP_GET|NGX_HTTP_HEAD;
+        api->allow = "GET, HEAD";
+        return;
+    }
+
+    if (ngx_http_agentgov_api_starts("v1/approvals/")) {
+        api->arg.data = p + sizeof("v1/approvals/") - 1;
+        api->arg.len = last - api->arg.data;
+
+        if (ngx_strlchr(api->arg.data, last, '/') == NULL) {
+            api->route = NGX_HTTP_AGENTGOV_API_APPROVAL;
+            api->methods = NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST;
+            api->allow = "GET, HEAD, POST";
+        }
+
+        return;
+    }
+
     if (ngx_http_agentgov_api_is("v1/stop")) {
         api->route = NGX_HTTP_AGENTGOV_API_STOP;
         api->methods = NGX_HTTP_POST;
@@ -550,6 +577,18 @@ ngx_http_agentgov_api_authorize(ngx_http_agentgov_api_t *api)
         return ngx_http_agentgov_api_error(api, NGX_HTTP_FORBIDDEN, "denied",
                                            "only the task's agent renews it");
 
+    case NGX_HTTP_AGENTGOV_API_APPROVALS:
+    case NGX_HTTP_AGENTGOV_API_APPROVAL:
+        if (api->ctx->person) {
+            /* which holds: decided per hold (its rules' approvers) */
+            return NGX_OK;
+        }
+
+        return ngx_http_agentgov_api_error(api, NGX_HTTP_FORBIDDEN, "denied",
+                                           "approvals are shown to and "
+                                           "decided by people; an agent "
+                                           "never approves");
+
     case NGX_HTTP_AGENTGOV_API_AUDIT:
     case NGX_HTTP_AGENTGOV_API_CHECKPOINT:
         if (api->auditor) {
@@ -605,6 +644,10 @@ ngx_http_agentgov_api_dispatch(ngx_http_agentgov_api_t *api)
 
     case NGX_HTTP_AGENTGOV_API_START:
         return ngx_http_agentgov_api_stop(api, 0);
+
+    case NGX_HTTP_AGENTGOV_API_APPROVALS:
+    case NGX_HTTP_AGENTGOV_API_APPROVAL:
+        return ngx_http_agentgov_api_approvals(api);
 
     case NGX_HTTP_AGENTGOV_API_AUDIT:
         return ngx_http_agentgov_audit_list(api->r, api->ctx);
@@ -1690,6 +1733,7 @@ ngx_http_agentgov_api_error(ngx_http_agentgov_api_t *api, ngx_uint_t status,
 
     if ((r->method & (NGX_HTTP_POST|NGX_HTTP_DELETE))
         && api->route != NGX_HTTP_AGENTGOV_API_NONE
+        && api->route <= NGX_HTTP_AGENTGOV_API_START
         && status != NGX_HTTP_NOT_ALLOWED)
     {
         /* a refused write is a decision too; refused either way */
@@ -1925,6 +1969,72 @@ ngx_http_agentgov_query(ngx_http_request_t *r, ngx_str_t *keys, ngx_uint_t n,
     }
 
     return NGX_OK;
+}
+
+
+/* The approval API: the identity and the route's hold id, to its file. */
+
+static ngx_int_t
+ngx_http_agentgov_api_approvals(ngx_http_agentgov_api_t *api)
+{
+    ngx_str_t      who, none;
+    ag_identity_t  id;
+
+    ngx_http_agentgov_identity(api->ctx, &id);
+    ngx_str_null(&none);
+
+    if (api->r->method == NGX_HTTP_POST) {
+        ngx_http_agentgov_api_person(api, &who);
+
+        return ngx_http_agentgov_approvals_post(api->r, api->ctx, &api->arg,
+                                                &id, &who, api->body);
+    }
+
+    return ngx_http_agentgov_approvals_get(api->r, api->ctx,
+                                           api->route
+                                           == NGX_HTTP_AGENTGOV_API_APPROVAL
+                                           ? &api->arg : &none, &id,
+                                           api->admin || api->auditor);
+}
+
+
+/*
+ * A person's stable name for decisions: "iss|sub" of a JWT, or the SPIFFE
+ * ID, so that two issuers' "alice" are two people.
+ */
+
+static void
+ngx_http_agentgov_api_person(ngx_http_agentgov_api_t *api, ngx_str_t *who)
+{
+    u_char  *p;
+    json_t  *iss, *sub;
+
+    if (api->ctx->spiffe_id) {
+        who->data = api->ctx->spiffe_id;
+        who->len = ngx_strlen(who->data);
+        return;
+    }
+
+    iss = api->ctx->claims ? json_object_get(api->ctx->claims, "iss") : NULL;
+    sub = api->ctx->claims ? json_object_get(api->ctx->claims, "sub") : NULL;
+
+    if (!json_is_string(iss) || !json_is_string(sub)) {
+        ngx_str_null(who);
+        return;
+    }
+
+    p = ngx_pnalloc(api->r->pool, json_string_length(iss) + 1
+                                  + json_string_length(sub));
+    if (p == NULL) {
+        ngx_str_null(who);
+        return;
+    }
+
+    who->data = p;
+    p = ngx_cpymem(p, json_string_value(iss), json_string_length(iss));
+    *p++ = '|';
+    p = ngx_cpymem(p, json_string_value(sub), json_string_length(sub));
+    who->len = p - who->data;
 }
 
 

@@ -1017,6 +1017,11 @@ ngx_http_agentgov_audit_call(ngx_http_request_t *r,
         rec.ntags = ctx->decision.rule->ntags;
     }
 
+    if (ctx->approval.len) {
+        rec.approval_id.p = (const char *) ctx->approval.data;
+        rec.approval_id.len = ctx->approval.len;
+    }
+
     if (ctx->stripped) {
         rec.stripped = ctx->stripped->elts;
         rec.nstripped = ctx->stripped->nelts;
@@ -1156,4 +1161,40 @@ ngx_http_agentgov_audit_event(ngx_http_request_t *r, ag_audit_rec_t *rec)
     }
 
     return amcf->audit->fail_open ? NGX_OK : NGX_ERROR;
+}
+
+
+/*
+ * An approval record: a hold's transition (approved, denied, expired,
+ * cancelled), with the person who decided and why. Written by whichever
+ * process saw it; refused either way, so a failure is only counted.
+ */
+
+void
+ngx_http_agentgov_audit_approval(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, const char *decision, ngx_str_t *approver,
+    ngx_str_t *reason)
+{
+    ag_audit_rec_t  rec;
+
+    ngx_memzero(&rec, sizeof(rec));
+
+    rec.event = "approval";
+    ngx_http_agentgov_audit_who(r, ctx, &rec);
+
+    rec.decision.p = decision;
+    rec.decision.len = ngx_strlen(decision);
+    rec.approval_id.p = (const char *) ctx->approval_id;
+    rec.approval_id.len = AG_TASK_ID_LEN;
+    rec.decided_at = ngx_time();
+
+    if (approver) {
+        rec.approver = ngx_http_agentgov_ag_str(*approver);
+    }
+
+    if (reason) {
+        rec.approval_reason = ngx_http_agentgov_ag_str(*reason);
+    }
+
+    (void) ngx_http_agentgov_audit_event(r, &rec);
 }

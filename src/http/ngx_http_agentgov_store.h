@@ -23,6 +23,7 @@
 #include <ngx_http.h>
 
 #include "ag_task.h"
+#include "ag_hold.h"
 
 
 typedef struct ngx_http_agentgov_store_s  ngx_http_agentgov_store_t;
@@ -122,6 +123,78 @@ ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_stop(
 /* Whether the agent may act: OK, or SUSPENDED (it, or everyone). */
 ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_agent_check(
     ngx_http_agentgov_store_t *s, ag_str_t agent);
+
+
+/* --- holds (SPEC section 6) ----------------------------------------------- */
+
+/* A hold's strings, in this order (ngx_http_agentgov_hold_t.str). */
+enum {
+    NGX_HTTP_AGENTGOV_H_ID = 0,
+    NGX_HTTP_AGENTGOV_H_AGENT,
+    NGX_HTTP_AGENTGOV_H_OWNER,
+    NGX_HTTP_AGENTGOV_H_TASK,
+    NGX_HTTP_AGENTGOV_H_INTENT,
+    NGX_HTTP_AGENTGOV_H_CHAIN,
+    NGX_HTTP_AGENTGOV_H_TOOL,
+    NGX_HTTP_AGENTGOV_H_METHOD,
+    NGX_HTTP_AGENTGOV_H_HOST,
+    NGX_HTTP_AGENTGOV_H_PATH,
+    NGX_HTTP_AGENTGOV_H_RULES,      /* the hold rules' ids, comma-joined */
+    NGX_HTTP_AGENTGOV_H_REASON,
+    NGX_HTTP_AGENTGOV_H_VALUES,     /* what the rules read, then a preview */
+    NGX_HTTP_AGENTGOV_H_DECISION,   /* the deciding person's reason */
+    NGX_HTTP_AGENTGOV_H_N
+};
+
+#define NGX_HTTP_AGENTGOV_HOLD_BUF     16384   /* every string of a hold */
+
+typedef struct {
+    ag_str_t                         str[NGX_HTTP_AGENTGOV_H_N];
+    ngx_pid_t                        pid;        /* the worker holding it */
+    int64_t                          requested;
+    int64_t                          expires;
+    int64_t                          closed;     /* when it left pending */
+    ag_hold_t                        votes;      /* state and decisions */
+} ngx_http_agentgov_hold_t;
+
+/* Add a pending hold. LIMIT when the agent has max_pending pending ones. */
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_hold_add(
+    ngx_http_agentgov_store_t *s, const ngx_http_agentgov_hold_t *h,
+    ngx_uint_t max_pending, int64_t now);
+
+/* Copy hold `id` into *h, its strings into buf (NGX_HTTP_AGENTGOV_HOLD_BUF
+   is enough). NOT_FOUND. */
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_hold_get(
+    ngx_http_agentgov_store_t *s, ag_str_t id, ngx_http_agentgov_hold_t *h,
+    u_char *buf, size_t len);
+
+/*
+ * Run handler under the lock on hold `id`'s decisions (it may change them
+ * and the decision reason it is given room for, NGX_HTTP_AGENTGOV_H_DECISION
+ * at most 512 bytes); a hold that leaves pending gets its closing time and
+ * bumps the decision counter every worker watches. NOT_FOUND, or the
+ * handler's result.
+ */
+typedef ngx_int_t (*ngx_http_agentgov_hold_pt)(void *data,
+    const ngx_http_agentgov_hold_t *h, ag_hold_t *votes, u_char *reason,
+    size_t *reason_len);
+
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_hold_update(
+    ngx_http_agentgov_store_t *s, ag_str_t id,
+    ngx_http_agentgov_hold_pt handler, void *data, int64_t now,
+    ngx_int_t *result);
+
+/* The decision counter: it changes whenever a hold leaves pending. */
+ngx_uint_t ngx_http_agentgov_store_hold_counter(ngx_http_agentgov_store_t *s);
+
+/* Each hold (state < 0: any), newest first, at most limit; strings valid
+   during the call only. */
+typedef void (*ngx_http_agentgov_holds_pt)(void *data,
+    const ngx_http_agentgov_hold_t *h);
+
+void ngx_http_agentgov_store_hold_list(ngx_http_agentgov_store_t *s,
+    int state, ngx_uint_t limit, ngx_http_agentgov_holds_pt handler,
+    void *data);
 
 
 /* --- the audit chain head and the metrics -------------------------------- */

@@ -210,8 +210,11 @@ ngx_http_agentgov_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     case AG_VAR_STRIPPED:
         return ngx_http_agentgov_stripped_variable(r, ctx, v);
 
+    case AG_VAR_APPROVAL:
+        s = ctx->approval;
+        break;
+
     default:
-        /* approvals arrive in a later release */
         break;
     }
 

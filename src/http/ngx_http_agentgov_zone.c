@@ -224,7 +224,32 @@ typedef struct {
 
     ngx_http_agentgov_audit_head_t   audit;
     ngx_http_agentgov_metrics_t      metrics;
+
+    ngx_rbtree_t                     holds;      /* ngx_str_node_t by id */
+    ngx_rbtree_node_t                holds_sentinel;
+    ngx_queue_t                      holds_queue;   /* oldest first */
+    ngx_uint_t                       nholds;
+    ngx_uint_t                       pending;
+    ngx_uint_t                       decisions;  /* bumped on each close */
 } ngx_http_agentgov_sh_t;
+
+
+/* A hold: the id's node, the queue, the fixed part, then its strings. */
+typedef struct {
+    ngx_str_node_t                   sn;         /* str: the id */
+    ngx_queue_t                      queue;
+    ngx_pid_t                        pid;
+    int64_t                          requested;
+    int64_t                          expires;
+    int64_t                          closed;
+    ag_hold_t                        votes;
+    u_short                          len[NGX_HTTP_AGENTGOV_H_N];
+    u_char                           str[1];
+} ngx_http_agentgov_hold_node_t;
+
+/* a closed hold stays this long (s) so that its outcome can be read */
+#define NGX_HTTP_AGENTGOV_HOLD_LINGER    600
+#define NGX_HTTP_AGENTGOV_HOLD_REASON    512
 
 
 struct ngx_http_agentgov_store_s {
@@ -569,6 +594,9 @@ ngx_http_agentgov_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     ngx_rbtree_init(&sh->agents, &sh->agents_sentinel,
                     ngx_http_agentgov_agent_insert_value);
     ngx_queue_init(&sh->dead);
+    ngx_rbtree_init(&sh->holds, &sh->holds_sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_queue_init(&sh->holds_queue);
 
     s->sh = sh;
     shpool->data = sh;
@@ -682,6 +710,7 @@ ngx_http_agentgov_zone_flush_old(ngx_shm_zone_t *shm_zone)
 static void
 ngx_http_agentgov_set_insert(ngx_http_agentgov_sh_t *sh)
 {
+    sh->holds.insert = ngx_str_rbtree_insert_value;
     sh->tasks.insert = ngx_http_agentgov_task_insert_value;
     sh->expiry.insert = ngx_rbtree_insert_value;
     sh->agents.insert = ngx_http_agentgov_agent_insert_value;
@@ -2467,6 +2496,306 @@ ngx_http_agentgov_store_observe(ngx_http_agentgov_store_t *s,
     if (head) {
         ngx_memcpy(head, &s->sh->audit,
                    sizeof(ngx_http_agentgov_audit_head_t));
+    }
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+}
+
+
+/* --- holds -------------------------------------------------------------------- */
+
+/* Closed holds past their linger go first, oldest first (under the lock). */
+
+static void
+ngx_http_agentgov_holds_expire(ngx_http_agentgov_store_t *s, int64_t now,
+    ngx_uint_t all)
+{
+    ngx_uint_t                      n;
+    ngx_queue_t                    *q, *next;
+    ngx_http_agentgov_hold_node_t  *h;
+
+    n = 0;
+
+    for (q = ngx_queue_head(&s->sh->holds_queue);
+         q != ngx_queue_sentinel(&s->sh->holds_queue) && (all || n < 64);
+         q = next, n++)
+    {
+        next = ngx_queue_next(q);
+        h = ngx_queue_data(q, ngx_http_agentgov_hold_node_t, queue);
+
+        if (h->votes.state == AG_HOLD_PENDING
+            || (!all && now - h->closed < NGX_HTTP_AGENTGOV_HOLD_LINGER))
+        {
+            continue;
+        }
+
+        ngx_queue_remove(&h->queue);
+        ngx_rbtree_delete(&s->sh->holds, &h->sn.node);
+        ngx_slab_free_locked(s->shpool, h);
+        s->sh->nholds--;
+    }
+}
+
+
+static ngx_http_agentgov_hold_node_t *
+ngx_http_agentgov_hold_lookup(ngx_http_agentgov_store_t *s, ag_str_t id)
+{
+    ngx_str_t        key;
+    ngx_str_node_t  *sn;
+
+    key.data = (u_char *) id.p;
+    key.len = id.len;
+
+    sn = ngx_str_rbtree_lookup(&s->sh->holds, &key,
+                               ngx_http_agentgov_hash(id.p, id.len));
+
+    return (ngx_http_agentgov_hold_node_t *) sn;
+}
+
+
+static void
+ngx_http_agentgov_hold_copy(ngx_http_agentgov_hold_node_t *n,
+    ngx_http_agentgov_hold_t *h, u_char *buf, size_t len)
+{
+    u_char      *p, *src;
+    ngx_uint_t   i;
+
+    h->pid = n->pid;
+    h->requested = n->requested;
+    h->expires = n->expires;
+    h->closed = n->closed;
+    h->votes = n->votes;
+
+    p = buf;
+    src = n->str;
+
+    for (i = 0; i < NGX_HTTP_AGENTGOV_H_N; i++) {
+        if (buf == NULL) {
+            h->str[i].p = (const char *) src;
+            h->str[i].len = n->len[i];
+
+        } else if ((size_t) (p - buf) + n->len[i] <= len) {
+            h->str[i].p = (const char *) p;
+            h->str[i].len = n->len[i];
+            p = ngx_cpymem(p, src, n->len[i]);
+
+        } else {
+            h->str[i].p = NULL;
+            h->str[i].len = 0;
+        }
+
+        src += n->len[i];
+    }
+}
+
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_hold_add(ngx_http_agentgov_store_t *s,
+    const ngx_http_agentgov_hold_t *h, ngx_uint_t max_pending, int64_t now)
+{
+    u_char                         *p;
+    size_t                          strs;
+    ngx_uint_t                      i, pending;
+    ngx_queue_t                    *q;
+    ngx_http_agentgov_hold_node_t  *n, *o;
+    ngx_http_agentgov_store_rc_e    rc;
+
+    strs = 0;
+
+    for (i = 0; i < NGX_HTTP_AGENTGOV_H_N; i++) {
+        if (h->str[i].len > 0xffff) {
+            return NGX_AGENTGOV_STORE_ERROR;
+        }
+
+        strs += h->str[i].len;
+    }
+
+    /* room for the decision reason an approver gives */
+    strs += NGX_HTTP_AGENTGOV_HOLD_REASON;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    ngx_http_agentgov_holds_expire(s, now, 0);
+
+    if (max_pending) {
+        pending = 0;
+
+        for (q = ngx_queue_head(&s->sh->holds_queue);
+             q != ngx_queue_sentinel(&s->sh->holds_queue);
+             q = ngx_queue_next(q))
+        {
+            o = ngx_queue_data(q, ngx_http_agentgov_hold_node_t, queue);
+
+            if (o->votes.state == AG_HOLD_PENDING
+                && o->len[NGX_HTTP_AGENTGOV_H_ID + 1]
+                   == h->str[NGX_HTTP_AGENTGOV_H_AGENT].len
+                && ngx_memcmp(o->str + o->len[NGX_HTTP_AGENTGOV_H_ID],
+                              h->str[NGX_HTTP_AGENTGOV_H_AGENT].p,
+                              h->str[NGX_HTTP_AGENTGOV_H_AGENT].len) == 0)
+            {
+                pending++;
+            }
+        }
+
+        if (pending >= max_pending) {
+            rc = NGX_AGENTGOV_STORE_LIMIT;
+            goto done;
+        }
+    }
+
+    n = ngx_http_agentgov_alloc(s, offsetof(ngx_http_agentgov_hold_node_t,
+                                            str) + strs, now);
+    if (n == NULL) {
+        ngx_http_agentgov_holds_expire(s, now, 1);
+
+        n = ngx_slab_alloc_locked(s->shpool,
+                           offsetof(ngx_http_agentgov_hold_node_t, str) + strs);
+        if (n == NULL) {
+            rc = NGX_AGENTGOV_STORE_FULL;
+            goto done;
+        }
+    }
+
+    ngx_memzero(n, offsetof(ngx_http_agentgov_hold_node_t, str));
+
+    n->pid = h->pid;
+    n->requested = h->requested;
+    n->expires = h->expires;
+    n->votes = h->votes;
+    n->votes.state = AG_HOLD_PENDING;
+
+    p = n->str;
+
+    for (i = 0; i < NGX_HTTP_AGENTGOV_H_N; i++) {
+        n->len[i] = (u_short) h->str[i].len;
+
+        if (h->str[i].len) {
+            p = ngx_cpymem(p, h->str[i].p, h->str[i].len);
+        }
+    }
+
+    n->sn.str.data = n->str;
+    n->sn.str.len = n->len[NGX_HTTP_AGENTGOV_H_ID];
+    n->sn.node.key = ngx_http_agentgov_hash(n->str, n->sn.str.len);
+
+    ngx_rbtree_insert(&s->sh->holds, &n->sn.node);
+    ngx_queue_insert_tail(&s->sh->holds_queue, &n->queue);
+    s->sh->nholds++;
+    s->sh->pending++;
+
+    rc = NGX_AGENTGOV_STORE_OK;
+
+done:
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    return rc;
+}
+
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_hold_get(ngx_http_agentgov_store_t *s, ag_str_t id,
+    ngx_http_agentgov_hold_t *h, u_char *buf, size_t len)
+{
+    ngx_http_agentgov_hold_node_t  *n;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    n = ngx_http_agentgov_hold_lookup(s, id);
+    if (n) {
+        ngx_http_agentgov_hold_copy(n, h, buf, len);
+    }
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    return n ? NGX_AGENTGOV_STORE_OK : NGX_AGENTGOV_STORE_NOT_FOUND;
+}
+
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_hold_update(ngx_http_agentgov_store_t *s, ag_str_t id,
+    ngx_http_agentgov_hold_pt handler, void *data, int64_t now,
+    ngx_int_t *result)
+{
+    u_char                         *reason;
+    size_t                          rlen, room;
+    ngx_uint_t                      i;
+    ngx_http_agentgov_hold_t        view;
+    ngx_http_agentgov_hold_node_t  *n;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    n = ngx_http_agentgov_hold_lookup(s, id);
+    if (n == NULL) {
+        ngx_shmtx_unlock(&s->shpool->mutex);
+        return NGX_AGENTGOV_STORE_NOT_FOUND;
+    }
+
+    ngx_http_agentgov_hold_copy(n, &view, NULL, 0);
+
+    /* the decision reason is the last string: it may use the room after */
+    reason = n->str;
+    for (i = 0; i < NGX_HTTP_AGENTGOV_H_DECISION; i++) {
+        reason += n->len[i];
+    }
+
+    room = n->len[NGX_HTTP_AGENTGOV_H_DECISION] ? 0
+                                                : NGX_HTTP_AGENTGOV_HOLD_REASON;
+    rlen = 0;
+
+    *result = handler(data, &view, &n->votes, room ? reason : NULL, &rlen);
+
+    if (room && rlen <= room) {
+        n->len[NGX_HTTP_AGENTGOV_H_DECISION] = (u_short) rlen;
+    }
+
+    if (n->votes.state != AG_HOLD_PENDING && n->closed == 0) {
+        n->closed = now;
+        s->sh->pending--;
+        s->sh->decisions++;
+    }
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    return NGX_AGENTGOV_STORE_OK;
+}
+
+
+ngx_uint_t
+ngx_http_agentgov_store_hold_counter(ngx_http_agentgov_store_t *s)
+{
+    /* a word read without the lock: a torn or stale value only means
+       one more or one less look at the parked requests */
+    return *(volatile ngx_uint_t *) &s->sh->decisions;
+}
+
+
+void
+ngx_http_agentgov_store_hold_list(ngx_http_agentgov_store_t *s, int state,
+    ngx_uint_t limit, ngx_http_agentgov_holds_pt handler, void *data)
+{
+    ngx_uint_t                      n;
+    ngx_queue_t                    *q;
+    ngx_http_agentgov_hold_t        view;
+    ngx_http_agentgov_hold_node_t  *h;
+
+    n = 0;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    for (q = ngx_queue_last(&s->sh->holds_queue);
+         q != ngx_queue_sentinel(&s->sh->holds_queue) && n < limit;
+         q = ngx_queue_prev(q))
+    {
+        h = ngx_queue_data(q, ngx_http_agentgov_hold_node_t, queue);
+
+        if (state >= 0 && (int) h->votes.state != state) {
+            continue;
+        }
+
+        ngx_http_agentgov_hold_copy(h, &view, NULL, 0);
+        handler(data, &view);
+        n++;
     }
 
     ngx_shmtx_unlock(&s->shpool->mutex);

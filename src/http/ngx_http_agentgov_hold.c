@@ -1,0 +1,515 @@
+/*
+ * Holding a call until a person decides (SPEC section 6): the request is
+ * parked in the worker that accepted it, body already read, and answers
+ * nothing until its hold is decided, expires, or the client goes away.
+ *
+ * Parking follows limit_req's delay (NGINX-NOTES): the read handler tests
+ * for the client going away, the write event carries the deadline timer
+ * with `delayed` set, and the access handler returns NGX_AGAIN. Waking
+ * costs nothing per hold: the store keeps one decision counter, and each
+ * worker's one timer (every NGX_HTTP_AGENTGOV_HOLD_TICK ms, cancelable)
+ * walks its own parked requests only when the counter moved.
+ */
+
+#include <openssl/rand.h>
+
+#include "ngx_http_agentgov.h"
+#include "ngx_http_agentgov_store.h"
+#include "ag_audit.h"
+#include "ag_hold.h"
+
+
+#define NGX_HTTP_AGENTGOV_HOLD_TICK     50        /* ms */
+
+
+struct ngx_http_agentgov_parked_s {
+    ngx_queue_t                      queue;
+    ngx_http_request_t              *r;          /* NULL once off the queue */
+    ngx_http_request_t              *request;
+    ngx_http_agentgov_ctx_t         *ctx;
+};
+
+
+static void ngx_http_agentgov_hold_wake_handler(ngx_http_request_t *r);
+static void ngx_http_agentgov_hold_cleanup(void *data);
+static void ngx_http_agentgov_hold_tick(ngx_event_t *ev);
+static ngx_int_t ngx_http_agentgov_hold_close(void *data,
+    const ngx_http_agentgov_hold_t *h, ag_hold_t *votes, u_char *reason,
+    size_t *reason_len);
+
+
+/* per worker: the parked requests, and the counter last seen */
+static ngx_queue_t        ngx_http_agentgov_parked;
+static ngx_uint_t         ngx_http_agentgov_parked_seen;
+static ngx_event_t        ngx_http_agentgov_hold_ev;
+static ngx_connection_t   ngx_http_agentgov_hold_dummy;
+static ngx_http_agentgov_store_t  *ngx_http_agentgov_hold_store;
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+
+ngx_int_t
+ngx_http_agentgov_hold_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_agentgov_main_conf_t  *amcf;
+
+    ngx_queue_init(&ngx_http_agentgov_parked);
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_agentgov_module);
+
+    if (amcf == NULL || amcf->zone == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_http_agentgov_hold_store = amcf->zone->data;
+
+    ngx_http_agentgov_hold_dummy.fd = (ngx_socket_t) -1;
+    ngx_http_agentgov_hold_ev.handler = ngx_http_agentgov_hold_tick;
+    ngx_http_agentgov_hold_ev.data = &ngx_http_agentgov_hold_dummy;
+    ngx_http_agentgov_hold_ev.log = cycle->log;
+
+    /* an old worker still exits once only this timer is left; its parked
+       requests keep their own timers */
+    ngx_http_agentgov_hold_ev.cancelable = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The call is held: record the hold, write its call record, park the
+ * request. NGX_AGAIN (parked), or a refusal through ref (NGX_DECLINED).
+ */
+
+ngx_int_t
+ngx_http_agentgov_hold(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
+    ngx_http_agentgov_refusal_t *ref)
+{
+    u_char                         *p, *rules;
+    size_t                          len;
+    ag_str_t                        id;
+    ngx_int_t                       result;
+    ngx_uint_t                      i;
+    ngx_msec_t                      deadline;
+    int64_t                         now, timeout;
+    ngx_connection_t               *c;
+    ngx_http_cleanup_t             *cln;
+    ngx_http_agentgov_hold_t        h;
+    ngx_http_agentgov_parked_t     *pk;
+    ngx_http_agentgov_store_t      *s;
+    ngx_http_agentgov_store_rc_e    rc;
+    ngx_http_agentgov_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentgov_module);
+    s = ngx_http_agentgov_store(r);
+    c = r->connection;
+    now = ngx_time();
+
+    if (s == NULL) {
+        return ngx_http_agentgov_refusal(ref, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "gateway_error", "holds need "
+                                         "agentgov_zone");
+    }
+
+    ngx_memzero(&h, sizeof(h));
+
+    if (ag_task_id_new((char *) ctx->approval_id) != 0) {
+        return NGX_ERROR;
+    }
+
+    /* the hold rules' ids, comma-joined */
+    len = 0;
+    for (i = 0; i < ctx->decision.nholds; i++) {
+        len += ngx_strlen(ctx->decision.holds[i]->id) + 1;
+    }
+
+    rules = ngx_pnalloc(r->pool, len + 1);
+    if (rules == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = rules;
+    for (i = 0; i < ctx->decision.nholds; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+        p = ngx_cpymem(p, ctx->decision.holds[i]->id,
+                       ngx_strlen(ctx->decision.holds[i]->id));
+    }
+
+#define ngx_http_agentgov_hset(i, v)  h.str[i] = (v)
+
+    h.str[NGX_HTTP_AGENTGOV_H_ID].p = (const char *) ctx->approval_id;
+    h.str[NGX_HTTP_AGENTGOV_H_ID].len = AG_TASK_ID_LEN;
+    ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_AGENT, ctx->call.agent);
+    ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_OWNER, ctx->call.owner);
+    ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_TASK, ctx->call.task);
+    ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_INTENT, ctx->call.intent);
+    ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_CHAIN, ctx->call.chain);
+    ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_TOOL, ctx->call.tool);
+    ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_METHOD, ctx->call.method);
+    ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_HOST, ctx->call.host);
+    ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_PATH, ctx->call.path);
+
+#undef ngx_http_agentgov_hset
+
+    h.str[NGX_HTTP_AGENTGOV_H_RULES].p = (const char *) rules;
+    h.str[NGX_HTTP_AGENTGOV_H_RULES].len = p - rules;
+    h.str[NGX_HTTP_AGENTGOV_H_REASON].p = ctx->decision.reason;
+    h.str[NGX_HTTP_AGENTGOV_H_REASON].len = ngx_strlen(ctx->decision.reason);
+
+    /* the rules' shortest timeout, capped by agentgov_hold_timeout */
+    timeout = ag_hold_timeout(ctx->decision.holds, ctx->decision.nholds,
+                              INT64_MAX / 1000) * 1000;
+
+    if (timeout > (int64_t) amcf->hold_timeout) {
+        timeout = amcf->hold_timeout;
+    }
+
+    h.pid = ngx_pid;
+    h.requested = now;
+    h.expires = now + (timeout + 999) / 1000;
+
+    rc = ngx_http_agentgov_store_hold_add(s, &h,
+                                          ctx->agent && ctx->agent->max_pending
+                                          ? (ngx_uint_t) ctx->agent->max_pending
+                                          : 20, now);
+
+    if (rc == NGX_AGENTGOV_STORE_LIMIT) {
+        (void) ngx_http_agentgov_refusal(ref, NGX_HTTP_TOO_MANY_REQUESTS,
+                                         "limit_exceeded", "the agent has "
+                                         "its limit of pending approvals "
+                                         "(max_pending)");
+        return NGX_DECLINED;
+    }
+
+    if (rc != NGX_AGENTGOV_STORE_OK) {
+        return ngx_http_agentgov_refusal(ref, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "gateway_error", "the hold cannot "
+                                         "be recorded (agentgov_zone full)");
+    }
+
+    ngx_str_set(&ctx->decision_name, "hold");
+    ctx->approval.data = ctx->approval_id;
+    ctx->approval.len = AG_TASK_ID_LEN;
+
+    if (ngx_http_agentgov_audit_call(r, ctx, NULL) != NGX_OK) {
+        /* not recorded: not held either */
+        id.p = (const char *) ctx->approval_id;
+        id.len = AG_TASK_ID_LEN;
+
+        (void) ngx_http_agentgov_store_hold_update(s, id,
+                                               ngx_http_agentgov_hold_close,
+                                               (void *) AG_HOLD_CANCELLED,
+                                               now, &result);
+
+        return ngx_http_agentgov_refusal(ref, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "gateway_error", "the audit log "
+                                         "cannot be written");
+    }
+
+    /* park */
+
+    pk = ngx_palloc(r->pool, sizeof(ngx_http_agentgov_parked_t));
+    cln = ngx_http_cleanup_add(r, 0);
+    if (pk == NULL || cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    pk->r = r;
+    pk->request = r;
+    pk->ctx = ctx;
+    ngx_queue_insert_tail(&ngx_http_agentgov_parked, &pk->queue);
+
+    cln->handler = ngx_http_agentgov_hold_cleanup;
+    cln->data = pk;
+
+    ctx->held = 1;
+    ctx->parked = pk;
+
+    if (c->read->ready) {
+        ngx_post_event(c->read, &ngx_posted_events);
+
+    } else if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_agentgov_hold_wake_handler;
+
+    deadline = (ngx_msec_t) timeout;
+
+    c->write->delayed = 1;
+    ngx_add_timer(c->write, deadline);
+
+    if (!ngx_http_agentgov_hold_ev.timer_set) {
+        ngx_http_agentgov_parked_seen =
+                     ngx_http_agentgov_store_hold_counter(s);
+        ngx_add_timer(&ngx_http_agentgov_hold_ev, NGX_HTTP_AGENTGOV_HOLD_TICK);
+    }
+
+    return NGX_AGAIN;
+}
+
+
+/* Under the store's lock: close a pending hold with the state in data. */
+
+static ngx_int_t
+ngx_http_agentgov_hold_close(void *data, const ngx_http_agentgov_hold_t *h,
+    ag_hold_t *votes, u_char *reason, size_t *reason_len)
+{
+    if (votes->state != AG_HOLD_PENDING) {
+        return 0;
+    }
+
+    votes->state = (ag_hold_state_t) (uintptr_t) data;
+
+    return 1;
+}
+
+
+static void
+ngx_http_agentgov_hold_wake_handler(ngx_http_request_t *r)
+{
+    ngx_event_t  *wev;
+
+    wev = r->connection->write;
+
+    if (wev->delayed) {
+        if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        }
+
+        return;
+    }
+
+    if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    ngx_http_core_run_phases(r);
+}
+
+
+/* Wake a parked request now (its hold was decided). */
+
+static void
+ngx_http_agentgov_hold_wake(ngx_http_request_t *r)
+{
+    ngx_event_t  *wev;
+
+    wev = r->connection->write;
+
+    if (wev->timer_set) {
+        ngx_del_timer(wev);
+    }
+
+    wev->delayed = 0;
+    ngx_post_event(wev, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_agentgov_hold_tick(ngx_event_t *ev)
+{
+    u_char                       buf[64];
+    ngx_uint_t                   seen;
+    ngx_queue_t                 *q, *next;
+    ngx_http_request_t          *r;
+    ngx_http_agentgov_hold_t     h;
+    ngx_http_agentgov_parked_t  *pk;
+
+    if (ngx_queue_empty(&ngx_http_agentgov_parked)) {
+        return;
+    }
+
+    seen = ngx_http_agentgov_store_hold_counter(ngx_http_agentgov_hold_store);
+
+    if (seen != ngx_http_agentgov_parked_seen) {
+        ngx_http_agentgov_parked_seen = seen;
+
+        for (q = ngx_queue_head(&ngx_http_agentgov_parked);
+             q != ngx_queue_sentinel(&ngx_http_agentgov_parked);
+             q = next)
+        {
+            next = ngx_queue_next(q);
+            pk = ngx_queue_data(q, ngx_http_agentgov_parked_t, queue);
+
+            if (ngx_http_agentgov_store_hold_get(ngx_http_agentgov_hold_store,
+                                                 (ag_str_t) {
+                                                     (const char *)
+                                                     pk->ctx->approval_id,
+                                                     AG_TASK_ID_LEN },
+                                                 &h, buf, 0)
+                == NGX_AGENTGOV_STORE_OK
+                && h.votes.state == AG_HOLD_PENDING)
+            {
+                continue;
+            }
+
+            ngx_queue_remove(&pk->queue);
+            r = pk->r;
+            pk->r = NULL;
+            ngx_http_agentgov_hold_wake(r);
+        }
+    }
+
+    if (!ngx_queue_empty(&ngx_http_agentgov_parked)) {
+        ngx_add_timer(ev, NGX_HTTP_AGENTGOV_HOLD_TICK);
+    }
+}
+
+
+/* The request ends, however: a hold still pending is cancelled. */
+
+static void
+ngx_http_agentgov_hold_cleanup(void *data)
+{
+    ngx_http_agentgov_parked_t *pk = data;
+
+    ngx_int_t                 result;
+    ngx_http_agentgov_ctx_t  *ctx;
+
+    ctx = pk->ctx;
+
+    if (pk->r) {
+        ngx_queue_remove(&pk->queue);
+        pk->r = NULL;
+    }
+
+    if (!ctx->held) {
+        return;
+    }
+
+    ctx->held = 0;
+
+    (void) ngx_http_agentgov_store_hold_update(ngx_http_agentgov_hold_store,
+                                    (ag_str_t) { (const char *)
+                                                 ctx->approval_id,
+                                                 AG_TASK_ID_LEN },
+                                    ngx_http_agentgov_hold_close,
+                                    (void *) AG_HOLD_CANCELLED, ngx_time(),
+                                    &result);
+
+    if (result) {
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                      "agentgov: approval %*s cancelled: the client went "
+                      "away", (size_t) AG_TASK_ID_LEN, ctx->approval_id);
+
+        ngx_http_agentgov_audit_approval(pk->request, ctx, "cancelled", NULL,
+                                         NULL);
+    }
+}
+
+
+/*
+ * The access handler's re-entry for a held call: the outcome. NGX_OK when
+ * approved (the call goes on), else a refusal through ref (NGX_DECLINED).
+ */
+
+ngx_int_t
+ngx_http_agentgov_hold_outcome(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref)
+{
+    u_char                     buf[64];
+    ngx_int_t                  result;
+    ngx_http_agentgov_hold_t   h;
+    ngx_http_agentgov_store_t *s;
+    ag_str_t                   id;
+
+    s = ngx_http_agentgov_store(r);
+
+    id.p = (const char *) ctx->approval_id;
+    id.len = AG_TASK_ID_LEN;
+
+    ctx->held = 0;
+
+    if (ctx->parked && ctx->parked->r) {
+        ngx_queue_remove(&ctx->parked->queue);
+        ctx->parked->r = NULL;
+    }
+
+    if (ngx_http_agentgov_store_hold_get(s, id, &h, buf, 0)
+        != NGX_AGENTGOV_STORE_OK)
+    {
+        return ngx_http_agentgov_refusal(ref, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "gateway_error", "the hold was "
+                                         "lost");
+    }
+
+    if (h.votes.state == AG_HOLD_PENDING) {
+        /* the deadline: expire it, unless a decision just came */
+        (void) ngx_http_agentgov_store_hold_update(s, id,
+                                               ngx_http_agentgov_hold_close,
+                                               (void *) AG_HOLD_EXPIRED,
+                                               ngx_time(), &result);
+        if (result) {
+            ngx_http_agentgov_audit_approval(r, ctx, "expired", NULL, NULL);
+        }
+
+        (void) ngx_http_agentgov_store_hold_get(s, id, &h, buf, 0);
+    }
+
+    switch (h.votes.state) {
+
+    case AG_HOLD_APPROVED:
+        ngx_str_set(&ctx->decision_name, "approved");
+        ctx->approved = 1;
+        return NGX_OK;
+
+    case AG_HOLD_DENIED:
+        ngx_str_set(&ctx->decision_name, "denied");
+        (void) ngx_http_agentgov_refusal(ref, NGX_HTTP_FORBIDDEN,
+                                         "approval_denied", "an approver "
+                                         "denied the call");
+        ref->decision = "denied";
+        return NGX_DECLINED;
+
+    default:
+        ngx_str_set(&ctx->decision_name, "expired");
+        (void) ngx_http_agentgov_refusal(ref, NGX_HTTP_FORBIDDEN,
+                                         "approval_expired", "no decision "
+                                         "came in time");
+        ref->decision = "expired";
+        return NGX_DECLINED;
+    }
+}
+
+
+/* --- Agent-Approval on an approved call's response --------------------------- */
+
+static ngx_int_t
+ngx_http_agentgov_approval_header_filter(ngx_http_request_t *r)
+{
+    ngx_table_elt_t          *h;
+    ngx_http_agentgov_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_agentgov_module);
+
+    if (r == r->main && ctx && ctx->approval.len && ctx->approved) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Agent-Approval");
+        h->value = ctx->approval;
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+ngx_int_t
+ngx_http_agentgov_hold_filter_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_agentgov_approval_header_filter;
+
+    return NGX_OK;
+}
