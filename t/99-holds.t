@@ -28,6 +28,7 @@ $t->policy({
         team    => [ { jwt => { iss => $iss, groups => 'team' } } ],
     },
     auditors => ['secops'],
+    admins => ['secops'],
     tools => { pay => {} },
     intents => { work => { agents => ['bot'], tools => ['pay'], max_ttl => '1h' } },
     rules => [
@@ -60,11 +61,12 @@ my $n = 0;
 
 # A held call in a child process; returns a sub that waits for its answer.
 sub held_call {
-    my ($path) = @_;
+    my ($path, @hh) = @_;
+    @hh = @h unless @hh;
     my $file = $t->dir . '/held.' . ++$n;
     my $pid = fork // die;
     if ($pid == 0) {
-        my $r = $t->request('POST', $path, headers => [@h, 'Content-Type' => 'application/json'],
+        my $r = $t->request('POST', $path, headers => [@hh, 'Content-Type' => 'application/json'],
                             body => { amount => 9000 });
         $t->write_file($file, $AgTest::JSON->encode({ status => $r->{status}, json => $r->{json},
             approval => $r->{headers}{'agent-approval'}, decision => $r->{headers}{'agent-decision'} }));
@@ -200,6 +202,34 @@ $r = api('GET', 'v1/approvals/AAAAAAAAAAAAAAAAAAAAAA', $fay);
 is($r->{status}, 404, 'unknown: 404');
 $r = api('GET', 'v1/approvals?state=nope', $fay);
 is($r->{status}, 400, 'a bad state: 400');
+
+# --- an ended task or a suspended agent cancels its holds --------------------------------
+
+{
+    my $jwt = $t->token(sub => 'bot');
+    my $d = $t->declare(jwt => $jwt, intent => 'work', want_response => 1);
+    my @h2 = ('Agent-Authorization' => "Bearer $jwt", 'Agent-Task' => $d->{json}{token});
+    $wait = held_call('/tools/pay/v1/refunds', @h2);
+    $id = pending_id();
+    $r = $t->request('DELETE', "/agentgov/v1/tasks/$d->{json}{task}", headers => [@h2[0, 1]]);
+    is($r->{status}, 204, 'the task of a held call ends');
+    $res = $wait->();
+    is($res->{status}, 401, 'the held call is refused');
+    is($res->{json}{error}, 'task_revoked', 'task_revoked');
+    is(api('GET', "v1/approvals/$id", $fay)->{json}{state}, 'cancelled', 'its hold is cancelled');
+
+    $wait = held_call('/tools/pay/v1/refunds');
+    $id = pending_id();
+    $r = api('POST', 'v1/agents/bot/suspend', $sam);
+    is($r->{status}, 200, 'the agent of a held call is suspended');
+    $res = $wait->();
+    is($res->{status}, 403, 'the held call is refused');
+    is($res->{json}{error}, 'agent_suspended', 'agent_suspended');
+    is(api('GET', "v1/approvals/$id", $fay)->{json}{state}, 'cancelled', 'its hold is cancelled');
+    is(api('POST', "v1/approvals/$id", $fay, { decision => 'approve' })->{status}, 409,
+       'and can no longer be approved');
+    api('POST', 'v1/agents/bot/resume', $sam);
+}
 
 # --- the audit log -------------------------------------------------------------------------
 

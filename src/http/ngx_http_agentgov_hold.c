@@ -469,6 +469,27 @@ ngx_http_agentgov_hold_outcome(ngx_http_request_t *r,
         ref->decision = "denied";
         return NGX_DECLINED;
 
+    case AG_HOLD_CANCELLED:
+        /* its task ended, or its agent was suspended, while it waited */
+        ngx_str_set(&ctx->decision_name, "cancelled");
+        ngx_http_agentgov_audit_approval(r, ctx, "cancelled", NULL, NULL);
+
+        if (ngx_http_agentgov_store_agent_check(s, ctx->call.agent)
+            != NGX_AGENTGOV_STORE_OK)
+        {
+            (void) ngx_http_agentgov_refusal(ref, NGX_HTTP_FORBIDDEN,
+                                             "agent_suspended", "the agent "
+                                             "was suspended while the call "
+                                             "waited");
+        } else {
+            (void) ngx_http_agentgov_refusal(ref, NGX_HTTP_UNAUTHORIZED,
+                                             "task_revoked", "the task "
+                                             "ended while the call waited");
+        }
+
+        ref->decision = "cancelled";
+        return NGX_DECLINED;
+
     default:
         ngx_str_set(&ctx->decision_name, "expired");
         (void) ngx_http_agentgov_refusal(ref, NGX_HTTP_FORBIDDEN,

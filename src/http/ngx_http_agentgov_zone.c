@@ -276,6 +276,8 @@ static void ngx_http_agentgov_task_insert_value(ngx_rbtree_node_t *temp,
 static void ngx_http_agentgov_agent_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static void ngx_http_agentgov_set_insert(ngx_http_agentgov_sh_t *sh);
+static void ngx_http_agentgov_holds_orphaned(ngx_http_agentgov_store_t *s,
+    int64_t now);
 
 static ngx_http_agentgov_task_node_t *ngx_http_agentgov_task_lookup(
     ngx_http_agentgov_sh_t *sh, uint32_t hash, u_char *id, size_t len);
@@ -1884,6 +1886,7 @@ ngx_http_agentgov_store_task_end(ngx_http_agentgov_store_t *s, ag_str_t id,
     } else {
         n = ngx_http_agentgov_end_tree(s, rec, state, now, 0);
         s->sh->gen++;
+        ngx_http_agentgov_holds_orphaned(s, now);
         rc = NGX_AGENTGOV_STORE_OK;
     }
 
@@ -2200,6 +2203,7 @@ done:
 
     if (changed) {
         sh->gen++;
+        ngx_http_agentgov_holds_orphaned(s, now);
     }
 
     ngx_shmtx_unlock(&s->shpool->mutex);
@@ -2277,6 +2281,7 @@ ngx_http_agentgov_store_stop(ngx_http_agentgov_store_t *s, ngx_uint_t on,
 
     if (changed) {
         sh->gen++;
+        ngx_http_agentgov_holds_orphaned(s, now);
     }
 
     ngx_shmtx_unlock(&s->shpool->mutex);
@@ -2533,6 +2538,60 @@ ngx_http_agentgov_holds_expire(ngx_http_agentgov_store_t *s, int64_t now,
         ngx_rbtree_delete(&s->sh->holds, &h->sn.node);
         ngx_slab_free_locked(s->shpool, h);
         s->sh->nholds--;
+    }
+}
+
+
+/*
+ * Pending holds whose task is no longer live (ended, revoked by a
+ * suspension or a stop) are cancelled: their calls can never pass
+ * (under the lock).
+ */
+
+static void
+ngx_http_agentgov_holds_orphaned(ngx_http_agentgov_store_t *s, int64_t now)
+{
+    u_char                         *task;
+    size_t                          off, len;
+    ngx_uint_t                      i;
+    ngx_queue_t                    *q;
+    ngx_http_agentgov_hold_node_t  *h;
+    ngx_http_agentgov_task_node_t  *rec;
+
+    if (s->sh->pending == 0) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&s->sh->holds_queue);
+         q != ngx_queue_sentinel(&s->sh->holds_queue);
+         q = ngx_queue_next(q))
+    {
+        h = ngx_queue_data(q, ngx_http_agentgov_hold_node_t, queue);
+
+        if (h->votes.state != AG_HOLD_PENDING) {
+            continue;
+        }
+
+        off = 0;
+        for (i = 0; i < NGX_HTTP_AGENTGOV_H_TASK; i++) {
+            off += h->len[i];
+        }
+
+        task = h->str + off;
+        len = h->len[NGX_HTTP_AGENTGOV_H_TASK];
+
+        rec = ngx_http_agentgov_task_lookup(s->sh,
+                                            ngx_http_agentgov_hash(task, len),
+                                            task, len);
+
+        if (rec && ngx_http_agentgov_live(rec, now)) {
+            continue;
+        }
+
+        h->votes.state = AG_HOLD_CANCELLED;
+        h->closed = now;
+        s->sh->pending--;
+        s->sh->decisions++;
     }
 }
 
