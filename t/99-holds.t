@@ -203,6 +203,18 @@ is($r->{status}, 404, 'unknown: 404');
 $r = api('GET', 'v1/approvals?state=nope', $fay);
 is($r->{status}, 400, 'a bad state: 400');
 
+# --- a reload while a call is held ---------------------------------------------------------
+
+$wait = held_call('/tools/pay/v1/refunds');
+$id = pending_id();
+$t->reload;
+sleep 0.5;
+$r = api('POST', "v1/approvals/$id", $fay, { decision => 'approve' });
+is($r->{json}{state}, 'approved', 'approved after a reload (by a new worker)');
+$res = $wait->();
+is($res->{status}, 200, 'the old worker still holding the call lets it go on');
+is($res->{approval}, $id, 'with Agent-Approval');
+
 # --- an ended task or a suspended agent cancels its holds --------------------------------
 
 {
@@ -236,8 +248,8 @@ is($r->{status}, 400, 'a bad state: 400');
 sleep 0.3;
 my @recs = $t->audit_records;
 my @appr = grep { $_->{event} eq 'approval' } @recs;
-ok((grep { $_->{decision} eq 'approved' && $_->{approval}{approver} eq "$iss|fay"
-           && $_->{approval}{reason} eq 'customer verified' } @appr),
+ok((grep { $_->{decision} eq 'approved' && ($_->{approval}{approver} // '') eq "$iss|fay"
+           && ($_->{approval}{reason} // '') eq 'customer verified' } @appr),
    'an approval record names the approver and the reason');
 ok((grep { $_->{decision} eq 'denied' } @appr), 'a denial');
 ok((grep { $_->{decision} eq 'expired' } @appr), 'an expiry');
