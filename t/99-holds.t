@@ -215,6 +215,23 @@ $res = $wait->();
 is($res->{status}, 200, 'the old worker still holding the call lets it go on');
 is($res->{approval}, $id, 'with Agent-Approval');
 
+# --- the worker holding the call is killed -------------------------------------------------
+
+$wait = held_call('/tools/pay/v1/refunds');
+$id = pending_id();
+ok(scalar $t->kill_workers, 'SIGKILL to the workers');
+$res = $wait->();
+ok(!$res->{status} || $res->{status} != 200, 'a call whose worker died never passes');
+sleep 0.3;
+my $state = '';
+for (1 .. 50) {
+    $state = api('GET', 'v1/approvals', $sam)->{json}{items}[0]{state} // '';
+    last if $state eq 'cancelled';
+    sleep 0.1;
+}
+is(api('GET', "v1/approvals/$id", $fay)->{json}{state}, 'cancelled',
+   'a hold whose worker was killed does not stay pending');
+
 # --- an ended task or a suspended agent cancels its holds --------------------------------
 
 {

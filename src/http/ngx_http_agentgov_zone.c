@@ -278,6 +278,8 @@ static void ngx_http_agentgov_agent_insert_value(ngx_rbtree_node_t *temp,
 static void ngx_http_agentgov_set_insert(ngx_http_agentgov_sh_t *sh);
 static void ngx_http_agentgov_holds_orphaned(ngx_http_agentgov_store_t *s,
     int64_t now);
+static void ngx_http_agentgov_holds_abandoned(ngx_http_agentgov_store_t *s,
+    int64_t now);
 
 static ngx_http_agentgov_task_node_t *ngx_http_agentgov_task_lookup(
     ngx_http_agentgov_sh_t *sh, uint32_t hash, u_char *id, size_t len);
@@ -2596,6 +2598,47 @@ ngx_http_agentgov_holds_orphaned(ngx_http_agentgov_store_t *s, int64_t now)
 }
 
 
+/*
+ * Pending holds no worker will ever close: their worker died (SIGKILL, a
+ * crash) with the request, or their deadline passed long ago. They are
+ * cancelled (under the lock), so that none stays pending forever.
+ */
+
+static void
+ngx_http_agentgov_holds_abandoned(ngx_http_agentgov_store_t *s, int64_t now)
+{
+    ngx_queue_t                    *q;
+    ngx_http_agentgov_hold_node_t  *h;
+
+    if (s->sh->pending == 0) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&s->sh->holds_queue);
+         q != ngx_queue_sentinel(&s->sh->holds_queue);
+         q = ngx_queue_next(q))
+    {
+        h = ngx_queue_data(q, ngx_http_agentgov_hold_node_t, queue);
+
+        if (h->votes.state != AG_HOLD_PENDING) {
+            continue;
+        }
+
+        if (now <= h->expires + 5
+            && (h->pid == ngx_pid || kill(h->pid, 0) == 0
+                || ngx_errno != NGX_ESRCH))
+        {
+            continue;
+        }
+
+        h->votes.state = AG_HOLD_CANCELLED;
+        h->closed = now;
+        s->sh->pending--;
+        s->sh->decisions++;
+    }
+}
+
+
 static ngx_http_agentgov_hold_node_t *
 ngx_http_agentgov_hold_lookup(ngx_http_agentgov_store_t *s, ag_str_t id)
 {
@@ -2675,6 +2718,7 @@ ngx_http_agentgov_store_hold_add(ngx_http_agentgov_store_t *s,
     ngx_shmtx_lock(&s->shpool->mutex);
 
     ngx_http_agentgov_holds_expire(s, now, 0);
+    ngx_http_agentgov_holds_abandoned(s, now);
 
     if (max_pending) {
         pending = 0;
@@ -2841,6 +2885,8 @@ ngx_http_agentgov_store_hold_list(ngx_http_agentgov_store_t *s, int state,
     n = 0;
 
     ngx_shmtx_lock(&s->shpool->mutex);
+
+    ngx_http_agentgov_holds_abandoned(s, ngx_time());
 
     for (q = ngx_queue_last(&s->sh->holds_queue);
          q != ngx_queue_sentinel(&s->sh->holds_queue) && n < limit;
