@@ -203,6 +203,38 @@ is($r->{status}, 404, 'unknown: 404');
 $r = api('GET', 'v1/approvals?state=nope', $fay);
 is($r->{status}, 400, 'a bad state: 400');
 
+# --- async: 202 at once, then a one-time grant for exactly that call ------------------------
+
+{
+    my @pref = (@h, 'Content-Type' => 'application/json', 'Prefer' => 'respond-async');
+    my $body = { amount => 7000, to => 'acct-1' };
+    $r = $t->request('POST', '/tools/pay/v1/refunds', headers => \@pref, body => $body);
+    is($r->{status}, 202, 'Prefer: respond-async: 202 at once');
+    is($r->{headers}{'agent-decision'}, 'hold', 'Agent-Decision: hold');
+    my $aid = $r->{json}{approval};
+    is($r->{json}{status}, "/agentgov/v1/approvals/$aid", 'and where to look');
+    $r = $t->request('GET', "/agentgov/v1/approvals/$aid", headers => [@h[0, 1]]);
+    is($r->{json}{state}, 'pending', 'the agent reads its own approval');
+
+    my @grant = (@h, 'Content-Type' => 'application/json', 'Agent-Approval' => $aid);
+    $r = $t->request('POST', '/tools/pay/v1/refunds', headers => \@grant, body => $body);
+    is($r->{status}, 403, 'before approval the grant is refused');
+
+    api('POST', "v1/approvals/$aid", $fay, { decision => 'approve' });
+    $r = $t->request('POST', '/tools/pay/v1/refunds', headers => \@grant,
+                     body => { amount => 7000, to => 'acct-2' });
+    is($r->{status}, 403, 'a different call: refused');
+    $r = $t->request('POST', '/tools/pay/v1/refunds?x=1', headers => \@grant, body => $body);
+    is($r->{status}, 403, 'another query: refused');
+    $r = $t->request('POST', '/tools/pay/v1/refunds', headers => \@grant, body => $body);
+    is($r->{status}, 200, 'the identical call passes once approved');
+    is($r->{headers}{'agent-approval'}, $aid, 'with Agent-Approval');
+    my $e = AgTest::echoed($r);
+    ok(!exists $e->{h}{'agent-approval'}, 'the tool never sees the header');
+    $r = $t->request('POST', '/tools/pay/v1/refunds', headers => \@grant, body => $body);
+    is($r->{status}, 403, 'honoured once');
+}
+
 # --- a reload while a call is held ---------------------------------------------------------
 
 $wait = held_call('/tools/pay/v1/refunds');

@@ -117,6 +117,7 @@ typedef struct {
     ngx_str_t            path;           /* relative, normalised */
     ngx_str_t            uri;            /* $agentgov_uri */
     json_t              *body;           /* parsed JSON body */
+    ngx_str_t            raw_body;       /* as read: async grants' digest */
 
     ag_call_t            call;
     ag_decision_t        decision;

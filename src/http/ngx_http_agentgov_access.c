@@ -247,6 +247,8 @@ ngx_http_agentgov_decide(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
+        ctx->raw_body = body;
+
         if (body.len && amcf->audit) {
             ngx_http_agentgov_args_sha256(r, ctx, &body);
         }
@@ -330,8 +332,14 @@ ngx_http_agentgov_decide(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
 
         rc = ngx_http_agentgov_hold(r, ctx, &ref);
 
-        if (rc == NGX_AGAIN) {
-            return NGX_AGAIN;
+        if (rc == NGX_AGAIN || rc == NGX_DONE) {
+            /* parked, or answered 202 (async) */
+            return rc;
+        }
+
+        if (rc == NGX_OK) {
+            /* an async approval's one-time grant */
+            return ngx_http_agentgov_pass(r, ctx, NULL);
         }
 
         if (rc == NGX_DECLINED) {

@@ -584,6 +584,13 @@ ngx_http_agentgov_api_authorize(ngx_http_agentgov_api_t *api)
             return NGX_OK;
         }
 
+        /* an agent reads the status of its own (async) approvals */
+        if (api->ctx->agent && api->route == NGX_HTTP_AGENTGOV_API_APPROVAL
+            && api->r->method != NGX_HTTP_POST)
+        {
+            return NGX_OK;
+        }
+
         return ngx_http_agentgov_api_error(api, NGX_HTTP_FORBIDDEN, "denied",
                                            "approvals are shown to and "
                                            "decided by people; an agent "

@@ -221,7 +221,13 @@ ngx_http_agentgov_approvals_get(ngx_http_request_t *r,
         if (ngx_http_agentgov_store_hold_get(s, key, &h, buf,
                                              NGX_HTTP_AGENTGOV_HOLD_BUF)
             != NGX_AGENTGOV_STORE_OK
-            || !ngx_http_agentgov_hold_visible(l.amcf, id, all, &h))
+            || (ctx->agent
+                ? (h.str[NGX_HTTP_AGENTGOV_H_AGENT].len
+                   != ngx_strlen(ctx->agent->name)
+                   || ngx_strncmp(h.str[NGX_HTTP_AGENTGOV_H_AGENT].p,
+                                  ctx->agent->name,
+                                  h.str[NGX_HTTP_AGENTGOV_H_AGENT].len) != 0)
+                : !ngx_http_agentgov_hold_visible(l.amcf, id, all, &h)))
         {
             return ngx_http_agentgov_approvals_error(r, ctx,
                                                      NGX_HTTP_NOT_FOUND,

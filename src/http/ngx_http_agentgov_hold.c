@@ -31,6 +31,11 @@ struct ngx_http_agentgov_parked_s {
 
 
 static void ngx_http_agentgov_hold_wake_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_agentgov_hold_accepted(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx);
+static ngx_int_t ngx_http_agentgov_hold_grant(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_table_elt_t *grant, ngx_uint_t n,
+    u_char *digest, ngx_http_agentgov_refusal_t *ref);
 static void ngx_http_agentgov_hold_cleanup(void *data);
 static void ngx_http_agentgov_hold_tick(ngx_event_t *ev);
 static ngx_int_t ngx_http_agentgov_hold_close(void *data,
@@ -85,9 +90,11 @@ ngx_int_t
 ngx_http_agentgov_hold(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     ngx_http_agentgov_refusal_t *ref)
 {
-    u_char                         *p, *rules;
+    u_char                         *p, *rules, digest[AG_HOLD_DIGEST_HEX];
     size_t                          len;
     ag_str_t                        id;
+    ngx_uint_t                      n, async;
+    ngx_table_elt_t                *grant;
     ngx_int_t                       result;
     ngx_uint_t                      i;
     ngx_msec_t                      deadline;
@@ -109,6 +116,20 @@ ngx_http_agentgov_hold(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
         return ngx_http_agentgov_refusal(ref, NGX_HTTP_SERVICE_UNAVAILABLE,
                                          "gateway_error", "holds need "
                                          "agentgov_zone");
+    }
+
+    if (ag_hold_digest(&ctx->call, (const char *) ctx->raw_body.data,
+                       ctx->raw_body.len, (char *) digest) != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    /* the repeat of an approved async call: its one-time grant */
+
+    grant = ngx_http_agentgov_find_header(r, "Agent-Approval",
+                                          sizeof("Agent-Approval") - 1, &n);
+    if (grant) {
+        return ngx_http_agentgov_hold_grant(r, ctx, grant, n, digest, ref);
     }
 
     ngx_memzero(&h, sizeof(h));
@@ -170,6 +191,34 @@ ngx_http_agentgov_hold(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     h.requested = now;
     h.expires = now + (timeout + 999) / 1000;
 
+    h.str[NGX_HTTP_AGENTGOV_H_DIGEST].p = (const char *) digest;
+    h.str[NGX_HTTP_AGENTGOV_H_DIGEST].len = AG_HOLD_DIGEST_HEX;
+
+    /* Prefer: respond-async (RFC 7240): answer now, grant later */
+    p = NULL;
+    grant = ngx_http_agentgov_find_header(r, "Prefer", sizeof("Prefer") - 1,
+                                          &n);
+    if (grant) {
+        p = ngx_strlcasestrn(grant->value.data,
+                             grant->value.data + grant->value.len,
+                             (u_char *) "respond-async",
+                             sizeof("respond-async") - 2);
+    }
+
+    async = (p != NULL);
+
+    if (async) {
+        h.grant_ttl = 600;
+
+        for (i = 0; i < ctx->decision.nholds; i++) {
+            if (ctx->decision.holds[i]->grant_ttl > 0
+                && ctx->decision.holds[i]->grant_ttl < h.grant_ttl)
+            {
+                h.grant_ttl = ctx->decision.holds[i]->grant_ttl;
+            }
+        }
+    }
+
     rc = ngx_http_agentgov_store_hold_add(s, &h,
                                           ctx->agent && ctx->agent->max_pending
                                           ? (ngx_uint_t) ctx->agent->max_pending
@@ -206,6 +255,12 @@ ngx_http_agentgov_hold(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
         return ngx_http_agentgov_refusal(ref, NGX_HTTP_SERVICE_UNAVAILABLE,
                                          "gateway_error", "the audit log "
                                          "cannot be written");
+    }
+
+    if (async) {
+        ctx->decided = 1;
+        ctx->rc = NGX_DONE;
+        return ngx_http_agentgov_hold_accepted(r, ctx);
     }
 
     /* park */
@@ -249,6 +304,86 @@ ngx_http_agentgov_hold(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     }
 
     return NGX_AGAIN;
+}
+
+
+/* 202 {"approval", "status"} with Agent-Decision: hold (SPEC section 6). */
+
+static ngx_int_t
+ngx_http_agentgov_hold_accepted(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx)
+{
+    u_char           *p;
+    size_t            len;
+    ngx_int_t         rc;
+    ngx_str_t         type = ngx_string("application/json");
+    ngx_table_elt_t  *h;
+
+    len = sizeof("{\"approval\":\"\",\"status\":\"/agentgov/v1/approvals/\"}\n")
+          - 1 + 2 * AG_TASK_ID_LEN;
+
+    p = ngx_pnalloc(r->pool, len);
+    h = ngx_list_push(&r->headers_out.headers);
+
+    if (p == NULL || h == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_DONE;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Agent-Decision");
+    ngx_str_set(&h->value, "hold");
+
+    (void) ngx_sprintf(p, "{\"approval\":\"%*s\",\"status\":"
+                       "\"/agentgov/v1/approvals/%*s\"}\n",
+                       (size_t) AG_TASK_ID_LEN, ctx->approval_id,
+                       (size_t) AG_TASK_ID_LEN, ctx->approval_id);
+
+    rc = ngx_http_agentgov_send(r, NGX_HTTP_ACCEPTED, &type, p, len);
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}
+
+
+/* The grant in Agent-Approval, used once for exactly this call. */
+
+static ngx_int_t
+ngx_http_agentgov_hold_grant(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_table_elt_t *grant, ngx_uint_t n,
+    u_char *digest, ngx_http_agentgov_refusal_t *ref)
+{
+    ag_str_t                    id, d;
+    ngx_http_agentgov_store_t  *s;
+
+    s = ngx_http_agentgov_store(r);
+
+    id.p = (const char *) grant->value.data;
+    id.len = grant->value.len;
+    d.p = (const char *) digest;
+    d.len = AG_HOLD_DIGEST_HEX;
+
+    if (n == 1 && id.len == AG_TASK_ID_LEN
+        && ngx_http_agentgov_store_hold_grant(s, id, ctx->call.agent,
+                                              ctx->call.task, d, ngx_time())
+           == NGX_AGENTGOV_STORE_OK)
+    {
+        ngx_memcpy(ctx->approval_id, id.p, AG_TASK_ID_LEN);
+        ctx->approval.data = ctx->approval_id;
+        ctx->approval.len = AG_TASK_ID_LEN;
+        ctx->approved = 1;
+        ngx_str_set(&ctx->decision_name, "approved");
+
+        return NGX_OK;
+    }
+
+    ngx_str_set(&ctx->decision_name, "deny");
+
+    return ngx_http_agentgov_refusal(ref, NGX_HTTP_FORBIDDEN, "denied",
+                                     "the approval does not grant this call: "
+                                     "not approved, used already, past its "
+                                     "grant_ttl, or for another call, agent "
+                                     "or task");
 }
 
 

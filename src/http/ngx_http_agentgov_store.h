@@ -142,6 +142,7 @@ enum {
     NGX_HTTP_AGENTGOV_H_RULES,      /* the hold rules' ids, comma-joined */
     NGX_HTTP_AGENTGOV_H_REASON,
     NGX_HTTP_AGENTGOV_H_VALUES,     /* what the rules read, then a preview */
+    NGX_HTTP_AGENTGOV_H_DIGEST,     /* of the whole call: async grants */
     NGX_HTTP_AGENTGOV_H_DECISION,   /* the deciding person's reason */
     NGX_HTTP_AGENTGOV_H_N
 };
@@ -154,6 +155,9 @@ typedef struct {
     int64_t                          requested;
     int64_t                          expires;
     int64_t                          closed;     /* when it left pending */
+    int64_t                          grant_ttl;  /* async: seconds after
+                                                    approval; 0: not async */
+    ngx_uint_t                       used;       /* async: its grant was */
     ag_hold_t                        votes;      /* state and decisions */
 } ngx_http_agentgov_hold_t;
 
@@ -178,6 +182,16 @@ ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_hold_get(
 typedef ngx_int_t (*ngx_http_agentgov_hold_pt)(void *data,
     const ngx_http_agentgov_hold_t *h, ag_hold_t *votes, u_char *reason,
     size_t *reason_len);
+
+/*
+ * Use an async hold's grant, once (SPEC section 6): OK when it is approved,
+ * for this agent and task and digest, not used, and within grant_ttl of
+ * its approval; then it is used. NOT_FOUND, or NOT_LIVE for every other
+ * reason (the caller refuses the same way whatever it was).
+ */
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_hold_grant(
+    ngx_http_agentgov_store_t *s, ag_str_t id, ag_str_t agent, ag_str_t task,
+    ag_str_t digest, int64_t now);
 
 ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_hold_update(
     ngx_http_agentgov_store_t *s, ag_str_t id,

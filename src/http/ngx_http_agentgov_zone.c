@@ -72,6 +72,8 @@
 
 #include <sys/file.h>
 
+#include <openssl/crypto.h>
+
 #include "ngx_http_agentgov.h"
 #include "ngx_http_agentgov_store.h"
 
@@ -242,6 +244,8 @@ typedef struct {
     int64_t                          requested;
     int64_t                          expires;
     int64_t                          closed;
+    int64_t                          grant_ttl;
+    ngx_uint_t                       used;
     ag_hold_t                        votes;
     u_short                          len[NGX_HTTP_AGENTGOV_H_N];
     u_char                           str[1];
@@ -2666,6 +2670,8 @@ ngx_http_agentgov_hold_copy(ngx_http_agentgov_hold_node_t *n,
     h->requested = n->requested;
     h->expires = n->expires;
     h->closed = n->closed;
+    h->grant_ttl = n->grant_ttl;
+    h->used = n->used;
     h->votes = n->votes;
 
     p = buf;
@@ -2764,6 +2770,7 @@ ngx_http_agentgov_store_hold_add(ngx_http_agentgov_store_t *s,
     n->pid = h->pid;
     n->requested = h->requested;
     n->expires = h->expires;
+    n->grant_ttl = h->grant_ttl;
     n->votes = h->votes;
     n->votes.state = AG_HOLD_PENDING;
 
@@ -2861,6 +2868,60 @@ ngx_http_agentgov_store_hold_update(ngx_http_agentgov_store_t *s, ag_str_t id,
     ngx_shmtx_unlock(&s->shpool->mutex);
 
     return NGX_AGENTGOV_STORE_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_agentgov_hold_str_is(ngx_http_agentgov_hold_t *h, ngx_uint_t i,
+    ag_str_t v)
+{
+    return h->str[i].len == v.len
+           && ngx_memcmp(h->str[i].p, v.p, v.len) == 0;
+}
+
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_hold_grant(ngx_http_agentgov_store_t *s, ag_str_t id,
+    ag_str_t agent, ag_str_t task, ag_str_t digest, int64_t now)
+{
+    ngx_http_agentgov_hold_t        view;
+    ngx_http_agentgov_store_rc_e    rc;
+    ngx_http_agentgov_hold_node_t  *n;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    n = ngx_http_agentgov_hold_lookup(s, id);
+
+    if (n == NULL) {
+        rc = NGX_AGENTGOV_STORE_NOT_FOUND;
+        goto done;
+    }
+
+    ngx_http_agentgov_hold_copy(n, &view, NULL, 0);
+
+    if (n->grant_ttl == 0 || n->used
+        || n->votes.state != AG_HOLD_APPROVED
+        || now > n->closed + n->grant_ttl
+        || !ngx_http_agentgov_hold_str_is(&view, NGX_HTTP_AGENTGOV_H_AGENT,
+                                          agent)
+        || !ngx_http_agentgov_hold_str_is(&view, NGX_HTTP_AGENTGOV_H_TASK,
+                                          task)
+        || view.str[NGX_HTTP_AGENTGOV_H_DIGEST].len != digest.len
+        || CRYPTO_memcmp(view.str[NGX_HTTP_AGENTGOV_H_DIGEST].p, digest.p,
+                         digest.len) != 0)
+    {
+        rc = NGX_AGENTGOV_STORE_NOT_LIVE;
+        goto done;
+    }
+
+    n->used = 1;
+    rc = NGX_AGENTGOV_STORE_OK;
+
+done:
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    return rc;
 }
 
 
