@@ -29,11 +29,13 @@ $t->policy({
     },
     auditors => ['secops'],
     admins => ['secops'],
-    tools => { pay => {} },
+    tools => { pay => { allow_secrets => ['github_token'] } },
     intents => { work => { agents => ['bot'], tools => ['pay'], max_ttl => '1h' } },
     rules => [
         { id => 'refund', effect => 'hold', tool => 'pay', method => 'POST', path => '/v1/refunds',
           approvers => ['finance'], reason => 'refunds need finance' },
+        { id => 'transfer', effect => 'hold', tool => 'pay', method => 'POST', path => '/v1/transfers',
+          approvers => ['finance'], when => { 'body:/amount' => { gt => 100 } } },
         { id => 'payout', effect => 'hold', tool => 'pay', method => 'POST', path => '/v1/payouts',
           approvers => ['finance'], approvals => 2 },
         { id => 'all', effect => 'allow', tool => 'pay' },
@@ -127,6 +129,32 @@ is($res->{approval}, $id, 'with Agent-Approval');
 ok($dt < 2, sprintf('resumed %.0f ms after the decision', $dt * 1000));
 $r = api('POST', "v1/approvals/$id", $fred, { decision => 'deny' });
 is($r->{status}, 409, 'a decision on a closed hold: 409');
+
+# --- what an approver is shown ----------------------------------------------------------------
+
+{
+    my $tokenish = 'ghp_' . ('Zz9' x 12);
+    $wait = held_call('/tools/pay/v1/transfers');
+    $id = pending_id();
+    api('POST', "v1/approvals/$id", $fay, { decision => 'deny' });
+    $wait->();
+    my $body = $AgTest::JSON->encode({ amount => 250, note => "key $tokenish", pad => 'p' x 3000 });
+    my $pid = fork // die;
+    if ($pid == 0) {
+        $t->request('POST', '/tools/pay/v1/transfers', headers => [@h, 'Content-Type' => 'application/json'],
+                    body => $body);
+        POSIX::_exit(0);
+    }
+    $id = pending_id();
+    $r = api('GET', "v1/approvals/$id", $fay);
+    is_deeply($r->{json}{values}, { 'body:/amount' => 250 }, 'first the values the rules read');
+    is(length $r->{json}{preview}, 2048, 'then the first 2 KiB of the body');
+    like($r->{json}{preview}, qr/^\{"amount":250/, '... from its start');
+    unlike($r->{json}{preview}, qr/Zz9Zz9/, '... with secrets overwritten');
+    like($r->{json}{preview}, qr/key \*{40}/, '... by stars');
+    api('POST', "v1/approvals/$id", $fay, { decision => 'deny' });
+    waitpid $pid, 0;
+}
 
 # --- denied ----------------------------------------------------------------------------
 

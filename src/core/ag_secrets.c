@@ -896,6 +896,60 @@ ag_secrets_scan(const ag_secrets_t *s, const ag_tool_t *tool,
 }
 
 
+/*
+ * Overwrite every match of every pattern in text with '*', in place (the
+ * hold preview an approver reads: a secret in the call is not shown to
+ * people either). 0, or -1 when matching failed (the caller shows nothing).
+ */
+int
+ag_secrets_redact(const ag_secrets_t *s, char *text, size_t len)
+{
+    int                  rc;
+    size_t               i, start, m0, m1;
+    PCRE2_SIZE          *ov;
+    pcre2_match_data    *md;
+
+    md = pcre2_match_data_create(1, NULL);
+    if (md == NULL) {
+        return -1;
+    }
+
+    rc = 0;
+
+    for (i = 0; i < s->npat && rc == 0; i++) {
+        for (start = 0; start < len; ) {
+            rc = s->pat[i].jit
+                 ? pcre2_jit_match(s->pat[i].code, (PCRE2_SPTR) text, len,
+                                   start, PCRE2_NOTEMPTY, md, s->mctx)
+                 : pcre2_match(s->pat[i].code, (PCRE2_SPTR) text, len, start,
+                               PCRE2_NOTEMPTY, md, s->mctx);
+
+            if (rc == PCRE2_ERROR_NOMATCH) {
+                rc = 0;
+                break;
+            }
+
+            if (rc < 0) {
+                rc = -1;
+                break;
+            }
+
+            rc = 0;
+            ov = pcre2_get_ovector_pointer(md);
+            m0 = ov[0] < ov[1] ? ov[0] : ov[1];
+            m1 = ov[1];
+
+            memset(text + m0, '*', m1 - m0);
+            start = m1 > start ? m1 : start + 1;
+        }
+    }
+
+    pcre2_match_data_free(md);
+
+    return rc;
+}
+
+
 /* --- stripping ------------------------------------------------------------- */
 
 int

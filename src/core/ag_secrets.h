@@ -62,6 +62,10 @@ int ag_secrets_scan(const ag_secrets_t *s, const ag_tool_t *tool,
     const ag_call_t *call, const char *body, size_t body_len,
     ag_finding_t *out, size_t max, char *err, size_t errlen);
 
+/* Overwrite every match of every pattern in text with '*', in place. 0, or
+   -1 when matching failed. */
+int ag_secrets_redact(const ag_secrets_t *s, char *text, size_t len);
+
 /* Whether a header must be stripped for this tool (built-in list, the
    policy's top-level and the tool's "strip"): case-insensitive. */
 int ag_strip_header(const ag_policy_t *p, const ag_tool_t *tool,

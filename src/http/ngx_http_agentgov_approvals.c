@@ -115,6 +115,17 @@ ngx_http_agentgov_hold_json(const ngx_http_agentgov_hold_t *h)
         json_object_set_new(o, "decided_at", json_string(t));
     }
 
+    /* first what the rules read, then the beginning of the body */
+    json_object_set_new(o, "values",
+        h->str[NGX_HTTP_AGENTGOV_H_VALUES].len
+        ? json_loadb(h->str[NGX_HTTP_AGENTGOV_H_VALUES].p,
+                     h->str[NGX_HTTP_AGENTGOV_H_VALUES].len, 0, NULL)
+        : json_object());
+    json_object_set_new(o, "preview",
+        json_stringn(h->str[NGX_HTTP_AGENTGOV_H_PREVIEW].len
+                     ? h->str[NGX_HTTP_AGENTGOV_H_PREVIEW].p : "",
+                     h->str[NGX_HTTP_AGENTGOV_H_PREVIEW].len));
+
     if (h->str[NGX_HTTP_AGENTGOV_H_DECISION].len) {
         json_object_set_new(o, "decision_reason",
             json_stringn(h->str[NGX_HTTP_AGENTGOV_H_DECISION].p,

@@ -17,9 +17,13 @@
 #include "ngx_http_agentgov_store.h"
 #include "ag_audit.h"
 #include "ag_hold.h"
+#include "ag_match.h"
+#include "ag_secrets.h"
+#include "ag_util.h"
 
 
 #define NGX_HTTP_AGENTGOV_HOLD_TICK     50        /* ms */
+#define NGX_HTTP_AGENTGOV_PREVIEW       2048      /* bytes of the body */
 
 
 struct ngx_http_agentgov_parked_s {
@@ -33,6 +37,8 @@ struct ngx_http_agentgov_parked_s {
 static void ngx_http_agentgov_hold_wake_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_agentgov_hold_accepted(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx);
+static ngx_int_t ngx_http_agentgov_hold_show(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_hold_t *h);
 static ngx_int_t ngx_http_agentgov_hold_grant(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_table_elt_t *grant, ngx_uint_t n,
     u_char *digest, ngx_http_agentgov_refusal_t *ref);
@@ -191,6 +197,10 @@ ngx_http_agentgov_hold(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     h.requested = now;
     h.expires = now + (timeout + 999) / 1000;
 
+    if (ngx_http_agentgov_hold_show(r, ctx, &h) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     h.str[NGX_HTTP_AGENTGOV_H_DIGEST].p = (const char *) digest;
     h.str[NGX_HTTP_AGENTGOV_H_DIGEST].len = AG_HOLD_DIGEST_HEX;
 
@@ -304,6 +314,111 @@ ngx_http_agentgov_hold(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     }
 
     return NGX_AGAIN;
+}
+
+
+/*
+ * What an approver is shown (SPEC section 6): first the values the matching
+ * rules read, then the first 2 KiB of the body; secrets in either are
+ * overwritten, and bytes that are not UTF-8 shown as '?'.
+ */
+
+static ngx_int_t
+ngx_http_agentgov_hold_show(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_hold_t *h)
+{
+    u_char                         *p, *src, *last;
+    char                           *text;
+    size_t                          i, j, n, len;
+    json_t                         *values, *v;
+    const ag_rule_t                *rule;
+    ngx_http_agentgov_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentgov_module);
+
+    values = json_object();
+    if (values == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < ctx->decision.nholds; i++) {
+        rule = ctx->decision.holds[i];
+
+        for (j = 0; j < rule->nreads; j++) {
+            v = ag_subject_value(&ctx->call, rule->reads[j],
+                                 ngx_strlen(rule->reads[j]));
+
+            (void) json_object_set_new(values, rule->reads[j],
+                                       v ? v : json_null());
+        }
+    }
+
+    text = json_dumps(values, JSON_COMPACT);
+    json_decref(values);
+
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_strlen(text);
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        free(text);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, text, len);
+    free(text);
+
+    /* a value too long for the record is shown as none rather than cut
+       into JSON that does not parse */
+    if (len > 4096
+        || (amcf->secrets && ag_secrets_redact(amcf->secrets, (char *) p, len)
+                             != 0))
+    {
+        p = (u_char *) "{}";
+        len = 2;
+    }
+
+    h->str[NGX_HTTP_AGENTGOV_H_VALUES].p = (const char *) p;
+    h->str[NGX_HTTP_AGENTGOV_H_VALUES].len = len;
+
+    /* the body's beginning, as valid UTF-8 */
+
+    len = ngx_min(ctx->raw_body.len, NGX_HTTP_AGENTGOV_PREVIEW);
+
+    p = ngx_pnalloc(r->pool, len ? len : 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    src = ctx->raw_body.data;
+    last = src + len;
+
+    for (i = 0; src < last; ) {
+        n = ag_utf8_len(src, last - src);
+
+        if (n == 0 || *src == '\0') {
+            p[i++] = '?';
+            src++;
+            continue;
+        }
+
+        ngx_memcpy(p + i, src, n);
+        i += n;
+        src += n;
+    }
+
+    if (amcf->secrets && ag_secrets_redact(amcf->secrets, (char *) p, i)
+                         != 0)
+    {
+        i = 0;
+    }
+
+    h->str[NGX_HTTP_AGENTGOV_H_PREVIEW].p = (const char *) p;
+    h->str[NGX_HTTP_AGENTGOV_H_PREVIEW].len = i;
+
+    return NGX_OK;
 }
 
 

@@ -141,7 +141,8 @@ enum {
     NGX_HTTP_AGENTGOV_H_PATH,
     NGX_HTTP_AGENTGOV_H_RULES,      /* the hold rules' ids, comma-joined */
     NGX_HTTP_AGENTGOV_H_REASON,
-    NGX_HTTP_AGENTGOV_H_VALUES,     /* what the rules read, then a preview */
+    NGX_HTTP_AGENTGOV_H_VALUES,     /* what the rules read (JSON object) */
+    NGX_HTTP_AGENTGOV_H_PREVIEW,    /* the body's first 2 KiB, redacted */
     NGX_HTTP_AGENTGOV_H_DIGEST,     /* of the whole call: async grants */
     NGX_HTTP_AGENTGOV_H_DECISION,   /* the deciding person's reason */
     NGX_HTTP_AGENTGOV_H_N
