@@ -280,9 +280,7 @@ static void ngx_http_agentgov_task_insert_value(ngx_rbtree_node_t *temp,
 static void ngx_http_agentgov_agent_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static void ngx_http_agentgov_set_insert(ngx_http_agentgov_sh_t *sh);
-static void ngx_http_agentgov_holds_orphaned(ngx_http_agentgov_store_t *s,
-    int64_t now);
-static void ngx_http_agentgov_holds_abandoned(ngx_http_agentgov_store_t *s,
+static void ngx_http_agentgov_holds_sweep(ngx_http_agentgov_store_t *s,
     int64_t now);
 
 static ngx_http_agentgov_task_node_t *ngx_http_agentgov_task_lookup(
@@ -1892,7 +1890,7 @@ ngx_http_agentgov_store_task_end(ngx_http_agentgov_store_t *s, ag_str_t id,
     } else {
         n = ngx_http_agentgov_end_tree(s, rec, state, now, 0);
         s->sh->gen++;
-        ngx_http_agentgov_holds_orphaned(s, now);
+        ngx_http_agentgov_holds_sweep(s, now);
         rc = NGX_AGENTGOV_STORE_OK;
     }
 
@@ -2209,7 +2207,7 @@ done:
 
     if (changed) {
         sh->gen++;
-        ngx_http_agentgov_holds_orphaned(s, now);
+        ngx_http_agentgov_holds_sweep(s, now);
     }
 
     ngx_shmtx_unlock(&s->shpool->mutex);
@@ -2287,7 +2285,7 @@ ngx_http_agentgov_store_stop(ngx_http_agentgov_store_t *s, ngx_uint_t on,
 
     if (changed) {
         sh->gen++;
-        ngx_http_agentgov_holds_orphaned(s, now);
+        ngx_http_agentgov_holds_sweep(s, now);
     }
 
     ngx_shmtx_unlock(&s->shpool->mutex);
@@ -2549,13 +2547,14 @@ ngx_http_agentgov_holds_expire(ngx_http_agentgov_store_t *s, int64_t now,
 
 
 /*
- * Pending holds whose task is no longer live (ended, revoked by a
- * suspension or a stop) are cancelled: their calls can never pass
- * (under the lock).
+ * Pending holds that can never pass are cancelled (under the lock): their
+ * task is no longer live (ended, or revoked by a suspension or a stop), or
+ * no worker will ever close them (it died with the request, SIGKILL or a
+ * crash, or their deadline passed long ago).
  */
 
 static void
-ngx_http_agentgov_holds_orphaned(ngx_http_agentgov_store_t *s, int64_t now)
+ngx_http_agentgov_holds_sweep(ngx_http_agentgov_store_t *s, int64_t now)
 {
     u_char                         *task;
     size_t                          off, len;
@@ -2590,45 +2589,7 @@ ngx_http_agentgov_holds_orphaned(ngx_http_agentgov_store_t *s, int64_t now)
                                             ngx_http_agentgov_hash(task, len),
                                             task, len);
 
-        if (rec && ngx_http_agentgov_live(rec, now)) {
-            continue;
-        }
-
-        h->votes.state = AG_HOLD_CANCELLED;
-        h->closed = now;
-        s->sh->pending--;
-        s->sh->decisions++;
-    }
-}
-
-
-/*
- * Pending holds no worker will ever close: their worker died (SIGKILL, a
- * crash) with the request, or their deadline passed long ago. They are
- * cancelled (under the lock), so that none stays pending forever.
- */
-
-static void
-ngx_http_agentgov_holds_abandoned(ngx_http_agentgov_store_t *s, int64_t now)
-{
-    ngx_queue_t                    *q;
-    ngx_http_agentgov_hold_node_t  *h;
-
-    if (s->sh->pending == 0) {
-        return;
-    }
-
-    for (q = ngx_queue_head(&s->sh->holds_queue);
-         q != ngx_queue_sentinel(&s->sh->holds_queue);
-         q = ngx_queue_next(q))
-    {
-        h = ngx_queue_data(q, ngx_http_agentgov_hold_node_t, queue);
-
-        if (h->votes.state != AG_HOLD_PENDING) {
-            continue;
-        }
-
-        if (now <= h->expires + 5
+        if (rec && ngx_http_agentgov_live(rec, now) && now <= h->expires + 5
             && (h->pid == ngx_pid || kill(h->pid, 0) == 0
                 || ngx_errno != NGX_ESRCH))
         {
@@ -2724,7 +2685,7 @@ ngx_http_agentgov_store_hold_add(ngx_http_agentgov_store_t *s,
     ngx_shmtx_lock(&s->shpool->mutex);
 
     ngx_http_agentgov_holds_expire(s, now, 0);
-    ngx_http_agentgov_holds_abandoned(s, now);
+    ngx_http_agentgov_holds_sweep(s, now);
 
     if (max_pending) {
         pending = 0;
@@ -2947,7 +2908,7 @@ ngx_http_agentgov_store_hold_list(ngx_http_agentgov_store_t *s, int state,
 
     ngx_shmtx_lock(&s->shpool->mutex);
 
-    ngx_http_agentgov_holds_abandoned(s, ngx_time());
+    ngx_http_agentgov_holds_sweep(s, ngx_time());
 
     for (q = ngx_queue_last(&s->sh->holds_queue);
          q != ngx_queue_sentinel(&s->sh->holds_queue) && n < limit;
