@@ -260,6 +260,7 @@ sub policy {
 sub config {
     my ($self, $http, %o) = @_;
     my $workers = $o{workers} // 1;
+    my $conns = $o{connections} // 256;
     my $conf = <<"EOF";
 load_module $BUILD/ngx_http_agentgov_module.so;
 worker_processes $workers;
@@ -267,7 +268,7 @@ daemon on;
 master_process on;
 pid $self->{dir}/nginx.pid;
 error_log $self->{dir}/logs/error.log info;
-events { worker_connections 256; }
+events { worker_connections $conns; }
 http {
     access_log $self->{dir}/logs/access.log;
     client_body_temp_path $self->{dir}/body;
