@@ -102,6 +102,8 @@ my $id = pending_id();
 like($id // '', qr/^[A-Za-z0-9_-]{22}$/, 'a held call is pending');
 my $r = api('GET', "v1/approvals/$id", $fay);
 is($r->{json}{state}, 'pending', 'an approver reads it');
+like($t->request('GET', '/agentgov/metrics')->{body}, qr/^agentgov_pending_holds 1$/m,
+     'the metrics count it');
 is($r->{json}{agent}, 'bot', 'agent');
 is($r->{json}{owner}, 'team', 'owner');
 is($r->{json}{tool}, 'pay', 'tool');

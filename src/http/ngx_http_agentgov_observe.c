@@ -168,7 +168,7 @@ ngx_http_agentgov_metrics(ngx_http_request_t *r)
     p = ngx_slprintf(p, last,
             "# HELP agentgov_pending_holds Held calls waiting for a human.\n"
             "# TYPE agentgov_pending_holds gauge\n"
-            "agentgov_pending_holds 0\n"
+            "agentgov_pending_holds %ui\n"
             "# HELP agentgov_live_tasks Live tasks.\n"
             "# TYPE agentgov_live_tasks gauge\n"
             "agentgov_live_tasks %ui\n"
@@ -181,7 +181,8 @@ ngx_http_agentgov_metrics(ngx_http_request_t *r)
             "# HELP agentgov_zone_used_ratio Share of agentgov_zone in use.\n"
             "# TYPE agentgov_zone_used_ratio gauge\n"
             "agentgov_zone_used_ratio %.4f\n",
-            st.live_tasks, st.suspended_agents, st.stopped, st.used);
+            st.pending_holds, st.live_tasks, st.suspended_agents, st.stopped,
+            st.used);
 
     p = ngx_slprintf(p, last,
             "# HELP agentgov_audit_records_total Audit records written since "

@@ -324,6 +324,7 @@ void ngx_http_agentgov_store_observe(ngx_http_agentgov_store_t *s,
 
 typedef struct {
     ngx_uint_t   live_tasks;
+    ngx_uint_t   pending_holds;
     ngx_uint_t   suspended_agents;
     ngx_uint_t   stopped;
     double       used;           /* fraction of the zone in use, 0..1 */

@@ -2358,6 +2358,7 @@ ngx_http_agentgov_store_stats(ngx_http_agentgov_store_t *s,
     ngx_http_agentgov_expire(s, ngx_time(), NGX_HTTP_AGENTGOV_EXPIRE_BATCH);
 
     st->live_tasks = s->sh->live;
+    st->pending_holds = s->sh->pending;
     st->suspended_agents = s->sh->suspended;
     st->stopped = s->sh->stopped;
 
