@@ -238,6 +238,7 @@ ngx_int_t ngx_http_agentgov_hold(ngx_http_request_t *r,
 ngx_int_t ngx_http_agentgov_hold_outcome(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
 ngx_int_t ngx_http_agentgov_hold_filter_init(ngx_conf_t *cf);
+void ngx_http_agentgov_hold_poke(void);
 void ngx_http_agentgov_audit_approval(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, const char *decision, ngx_str_t *approver,
     ngx_str_t *reason);

@@ -399,6 +399,10 @@ ngx_http_agentgov_approvals_post(ngx_http_request_t *r,
                                                  "approval");
     }
 
+    if (v.result == AG_HOLD_NOW_APPROVED || v.result == AG_HOLD_NOW_DENIED) {
+        ngx_http_agentgov_hold_poke();
+    }
+
     switch (v.result) {
 
     case AG_HOLD_NOT_APPROVER:

@@ -608,8 +608,25 @@ ngx_http_agentgov_hold_tick(ngx_event_t *ev)
         }
     }
 
-    if (!ngx_queue_empty(&ngx_http_agentgov_parked)) {
+    if (!ngx_queue_empty(&ngx_http_agentgov_parked) && !ev->timer_set) {
         ngx_add_timer(ev, NGX_HTTP_AGENTGOV_HOLD_TICK);
+    }
+}
+
+
+/*
+ * A decision taken in this worker: look at its parked requests at the end
+ * of this event loop iteration rather than at the next tick (the other
+ * workers see the counter at theirs).
+ */
+
+void
+ngx_http_agentgov_hold_poke(void)
+{
+    if (!ngx_queue_empty(&ngx_http_agentgov_parked)
+        && !ngx_http_agentgov_hold_ev.posted)
+    {
+        ngx_post_event(&ngx_http_agentgov_hold_ev, &ngx_posted_events);
     }
 }
 
