@@ -293,6 +293,10 @@ for (1 .. 50) {
 }
 is(api('GET', "v1/approvals/$id", $fay)->{json}{state}, 'cancelled',
    'a hold whose worker was killed does not stay pending');
+sleep 0.2;
+ok((grep { $_->{event} eq 'approval' && $_->{decision} eq 'cancelled'
+           && ($_->{approval}{id} // '') eq $id } $t->audit_records),
+   'and its cancellation is recorded');
 
 # --- an ended task or a suspended agent cancels its holds --------------------------------
 

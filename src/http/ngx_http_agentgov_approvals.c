@@ -7,6 +7,7 @@
 
 #include "ngx_http_agentgov.h"
 #include "ngx_http_agentgov_store.h"
+#include "ag_audit.h"
 #include "ag_hold.h"
 #include "ag_json.h"
 
@@ -187,6 +188,83 @@ ngx_http_agentgov_approvals_item(void *data, const ngx_http_agentgov_hold_t *h)
 }
 
 
+/* Under the store's lock: copy what the record of an orphaned hold needs. */
+
+static void
+ngx_http_agentgov_orphan_item(void *data, const ngx_http_agentgov_hold_t *h)
+{
+    ngx_array_t *a = data;
+
+    ngx_uint_t       i;
+    ag_audit_rec_t  *rec;
+    ag_str_t        *f[5];
+    ngx_uint_t       k[5] = { NGX_HTTP_AGENTGOV_H_ID, NGX_HTTP_AGENTGOV_H_AGENT,
+                              NGX_HTTP_AGENTGOV_H_TASK,
+                              NGX_HTTP_AGENTGOV_H_TOOL,
+                              NGX_HTTP_AGENTGOV_H_OWNER };
+
+    rec = ngx_array_push(a);
+    if (rec == NULL) {
+        return;
+    }
+
+    ngx_memzero(rec, sizeof(ag_audit_rec_t));
+
+    f[0] = &rec->approval_id;
+    f[1] = &rec->agent;
+    f[2] = &rec->task;
+    f[3] = &rec->tool;
+    f[4] = &rec->owner;
+
+    for (i = 0; i < 5; i++) {
+        f[i]->p = ngx_pnalloc(a->pool, h->str[k[i]].len + 1);
+        if (f[i]->p == NULL) {
+            a->nelts--;
+            return;
+        }
+
+        ngx_memcpy((u_char *) f[i]->p, h->str[k[i]].p, h->str[k[i]].len);
+        f[i]->len = h->str[k[i]].len;
+    }
+}
+
+
+/*
+ * The audit records of holds cancelled because their worker died with the
+ * request (nobody else saw them go): written by whoever lists holds.
+ */
+
+static void
+ngx_http_agentgov_approvals_orphans(ngx_http_request_t *r,
+    ngx_http_agentgov_store_t *s)
+{
+    ngx_uint_t       i;
+    ngx_array_t     *a;
+    ag_audit_rec_t  *rec;
+
+    a = ngx_array_create(r->pool, 4, sizeof(ag_audit_rec_t));
+    if (a == NULL) {
+        return;
+    }
+
+    ngx_http_agentgov_store_hold_unrecorded(s, ngx_http_agentgov_orphan_item,
+                                            a);
+
+    rec = a->elts;
+
+    for (i = 0; i < a->nelts; i++) {
+        rec[i].event = "approval";
+        rec[i].decision.p = "cancelled";
+        rec[i].decision.len = sizeof("cancelled") - 1;
+        rec[i].approval_reason.p = "the worker holding the call is gone";
+        rec[i].approval_reason.len = ngx_strlen(rec[i].approval_reason.p);
+        rec[i].decided_at = ngx_time();
+
+        (void) ngx_http_agentgov_audit_event(r, &rec[i]);
+    }
+}
+
+
 /* GET v1/approvals?state= and GET v1/approvals/<id> */
 
 ngx_int_t
@@ -294,6 +372,8 @@ ngx_http_agentgov_approvals_get(ngx_http_request_t *r,
     ngx_http_agentgov_store_hold_list(s, state,
                                       NGX_HTTP_AGENTGOV_APPROVALS_MAX,
                                       ngx_http_agentgov_approvals_item, &l);
+
+    ngx_http_agentgov_approvals_orphans(r, s);
 
     if (l.failed) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

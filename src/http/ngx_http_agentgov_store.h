@@ -211,6 +211,12 @@ void ngx_http_agentgov_store_hold_list(ngx_http_agentgov_store_t *s,
     int state, ngx_uint_t limit, ngx_http_agentgov_holds_pt handler,
     void *data);
 
+/* Each hold cancelled because no worker was left to close it, once, so
+   that the caller writes its audit record (handler under the lock: copy
+   only). */
+void ngx_http_agentgov_store_hold_unrecorded(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_holds_pt handler, void *data);
+
 
 /* --- the audit chain head and the metrics -------------------------------- */
 

@@ -246,6 +246,7 @@ typedef struct {
     int64_t                          closed;
     int64_t                          grant_ttl;
     ngx_uint_t                       used;
+    ngx_uint_t                       unrecorded; /* cancelled, no record yet */
     ag_hold_t                        votes;
     u_short                          len[NGX_HTTP_AGENTGOV_H_N];
     u_char                           str[1];
@@ -2559,7 +2560,7 @@ ngx_http_agentgov_holds_sweep(ngx_http_agentgov_store_t *s, int64_t now)
 {
     u_char                         *task;
     size_t                          off, len;
-    ngx_uint_t                      i;
+    ngx_uint_t                      i, gone;
     ngx_queue_t                    *q;
     ngx_http_agentgov_hold_node_t  *h;
     ngx_http_agentgov_task_node_t  *rec;
@@ -2590,13 +2591,16 @@ ngx_http_agentgov_holds_sweep(ngx_http_agentgov_store_t *s, int64_t now)
                                             ngx_http_agentgov_hash(task, len),
                                             task, len);
 
-        if (rec && ngx_http_agentgov_live(rec, now) && now <= h->expires + 5
-            && (h->pid == ngx_pid || kill(h->pid, 0) == 0
-                || ngx_errno != NGX_ESRCH))
-        {
+        gone = now > h->expires + 5
+               || (h->pid != ngx_pid && kill(h->pid, 0) == -1
+                   && ngx_errno == NGX_ESRCH);
+
+        if (rec && ngx_http_agentgov_live(rec, now) && !gone) {
             continue;
         }
 
+        /* no worker will write its record: whoever reads it next does */
+        h->unrecorded = gone;
         h->votes.state = AG_HOLD_CANCELLED;
         h->closed = now;
         s->sh->pending--;
@@ -2884,6 +2888,33 @@ done:
     ngx_shmtx_unlock(&s->shpool->mutex);
 
     return rc;
+}
+
+
+void
+ngx_http_agentgov_store_hold_unrecorded(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_holds_pt handler, void *data)
+{
+    ngx_queue_t                    *q;
+    ngx_http_agentgov_hold_t        view;
+    ngx_http_agentgov_hold_node_t  *h;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    for (q = ngx_queue_head(&s->sh->holds_queue);
+         q != ngx_queue_sentinel(&s->sh->holds_queue);
+         q = ngx_queue_next(q))
+    {
+        h = ngx_queue_data(q, ngx_http_agentgov_hold_node_t, queue);
+
+        if (h->unrecorded) {
+            h->unrecorded = 0;
+            ngx_http_agentgov_hold_copy(h, &view, NULL, 0);
+            handler(data, &view);
+        }
+    }
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
 }
 
 
