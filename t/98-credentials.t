@@ -161,14 +161,16 @@ is($claims->{exp} - $claims->{iat}, 4, 'exp: the tool\'s ttl');
     is($vrc, 0, 'the signature verifies with the published key') or diag($vout);
 }
 
-# cached within half its life, minted anew after
-$r = call('GET', '/tools/tickets/v1/again');
-my ($tok2) = (AgTest::echoed($r)->{h}{authorization}[0] // '') =~ /^Bearer (\S+)$/;
-my $same = $tok2 eq $tok;
-# the two workers each have their cache: ask until this worker's is seen
-for (1 .. 10) { last if $same; $r = call('GET', '/tools/tickets/v1/again');
-    ($tok2) = (AgTest::echoed($r)->{h}{authorization}[0] // '') =~ /^Bearer (\S+)$/; $same = $tok2 eq $tok }
-ok($same, 'the same token within half its life') if time - $t0 < 1.8;
+# cached within half its life, minted anew after: each of the two workers
+# has its own cache, so a run of calls sees at most one token per worker
+my %seen = ($tok => 1);
+for (1 .. 6) {
+    $r = call('GET', '/tools/tickets/v1/again');
+    my ($tk) = (AgTest::echoed($r)->{h}{authorization}[0] // '') =~ /^Bearer (\S+)$/;
+    $seen{ $tk // '' }++;
+}
+ok(keys %seen <= 2, 'the same token within half its life (one per worker)')
+    if time - $t0 < 1.8;
 sleep(2.2 - (time - $t0)) if time - $t0 < 2.2;
 my %jti;
 for (1 .. 4) {
