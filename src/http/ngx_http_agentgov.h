@@ -170,6 +170,9 @@ ngx_int_t ngx_http_agentgov_refuse(ngx_http_request_t *r,
 ngx_table_elt_t *ngx_http_agentgov_find_header(ngx_http_request_t *r,
     const char *name, size_t len, ngx_uint_t *count);
 void ngx_http_agentgov_json_cleanup(void *data);
+ngx_int_t ngx_http_agentgov_refuse_content(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_uint_t status, const char *code,
+    const char *message);
 ngx_int_t ngx_http_agentgov_refusal(ngx_http_agentgov_refusal_t *ref,
     ngx_uint_t status, const char *code, const char *message);
 

@@ -1784,51 +1784,27 @@ ngx_http_agentgov_api_audit(ngx_http_agentgov_api_t *api, const ag_task_t *t,
 
     ngx_memzero(&rec, sizeof(ag_audit_rec_t));
 
-    switch (api->route) {
+    /* the routes that write, in route order from TASKS to START */
+    static const char *const  ops[][2] = {
+        { "task", "declare" }, { "task", "end" }, { "task", "renew" },
+        { "agent", "suspend" }, { "agent", "resume" }, { "agent", "stop" },
+        { "agent", "start" }
+    };
 
-    case NGX_HTTP_AGENTGOV_API_TASKS:
-        rec.event = "task";
-        ngx_str_set(&who, "declare");
-
-        if (t && t->parent.len) {
-            ngx_str_set(&who, "delegate");
-        }
-
-        break;
-
-    case NGX_HTTP_AGENTGOV_API_TASK:
-        rec.event = "task";
-        ngx_str_set(&who, "end");
-        break;
-
-    case NGX_HTTP_AGENTGOV_API_RENEW:
-        rec.event = "task";
-        ngx_str_set(&who, "renew");
-        break;
-
-    case NGX_HTTP_AGENTGOV_API_SUSPEND:
-        rec.event = "agent";
-        ngx_str_set(&who, "suspend");
-        break;
-
-    case NGX_HTTP_AGENTGOV_API_RESUME:
-        rec.event = "agent";
-        ngx_str_set(&who, "resume");
-        break;
-
-    case NGX_HTTP_AGENTGOV_API_STOP:
-        rec.event = "agent";
-        ngx_str_set(&who, "stop");
-        break;
-
-    default: /* NGX_HTTP_AGENTGOV_API_START */
-        rec.event = "agent";
-        ngx_str_set(&who, "start");
-        break;
+    if (api->route < NGX_HTTP_AGENTGOV_API_TASKS
+        || api->route > NGX_HTTP_AGENTGOV_API_START)
+    {
+        return NGX_OK;
     }
 
-    rec.op.p = (const char *) who.data;
-    rec.op.len = who.len;
+    rec.event = ops[api->route - NGX_HTTP_AGENTGOV_API_TASKS][0];
+    rec.op.p = ops[api->route - NGX_HTTP_AGENTGOV_API_TASKS][1];
+
+    if (api->route == NGX_HTTP_AGENTGOV_API_TASKS && t && t->parent.len) {
+        rec.op.p = "delegate";
+    }
+
+    rec.op.len = ngx_strlen(rec.op.p);
 
     if (t) {
         rec.task = t->id;
@@ -1857,7 +1833,8 @@ ngx_http_agentgov_api_audit(ngx_http_agentgov_api_t *api, const ag_task_t *t,
         rec.task.len = api->arg.len;
     }
 
-    /* a person acting (an admin), or an agent acting on another's task */
+    /* who acted, when it is not the agent itself: a person (an admin), or
+       a caller whose identity was refused */
     if (api->ctx->person || api->ctx->agent == NULL) {
         ngx_http_agentgov_api_who(api, &who);
         rec.by.p = (const char *) who.data;
@@ -1871,17 +1848,13 @@ ngx_http_agentgov_api_audit(ngx_http_agentgov_api_t *api, const ag_task_t *t,
     rec.path.p = (const char *) r->uri.data;
     rec.path.len = r->uri.len;
 
+    rec.decision.p = error ? "deny" : "allow";
+    rec.decision.len = ngx_strlen(rec.decision.p);
+
     if (error) {
-        ngx_str_set(&who, "deny");
         rec.error.p = error;
         rec.error.len = ngx_strlen(error);
-
-    } else {
-        ngx_str_set(&who, "allow");
     }
-
-    rec.decision.p = (const char *) who.data;
-    rec.decision.len = who.len;
 
     if (reason) {
         rec.reason.p = (const char *) reason->data;

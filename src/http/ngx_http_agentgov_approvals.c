@@ -38,9 +38,6 @@ typedef struct {
 
 static ngx_int_t ngx_http_agentgov_hold_send(ngx_http_request_t *r,
     ngx_pool_cleanup_t *cln, const ngx_http_agentgov_hold_t *h);
-static ngx_int_t ngx_http_agentgov_approvals_error(ngx_http_request_t *r,
-    ngx_http_agentgov_ctx_t *ctx, ngx_uint_t status, const char *code,
-    const char *message);
 
 
 /* The hold's rules, from the policy by id; n gets how many were found. */
@@ -318,7 +315,7 @@ ngx_http_agentgov_approvals_get(ngx_http_request_t *r,
                                   h.str[NGX_HTTP_AGENTGOV_H_AGENT].len) != 0)
                 : !ngx_http_agentgov_hold_visible(l.amcf, id, all, &h)))
         {
-            return ngx_http_agentgov_approvals_error(r, ctx,
+            return ngx_http_agentgov_refuse_content(r, ctx,
                                                      NGX_HTTP_NOT_FOUND,
                                                      "not_found", "no such "
                                                      "approval");
@@ -328,7 +325,7 @@ ngx_http_agentgov_approvals_get(ngx_http_request_t *r,
     }
 
     if (ngx_http_agentgov_query(r, keys, 1, v, &name) != NGX_OK) {
-        return ngx_http_agentgov_approvals_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+        return ngx_http_agentgov_refuse_content(r, ctx, NGX_HTTP_BAD_REQUEST,
                                                  "bad_request", "unknown or "
                                                  "repeated query parameter "
                                                  "(state)");
@@ -347,7 +344,7 @@ ngx_http_agentgov_approvals_get(ngx_http_request_t *r,
         }
 
         if (state < 0) {
-            return ngx_http_agentgov_approvals_error(r, ctx,
+            return ngx_http_agentgov_refuse_content(r, ctx,
                                                      NGX_HTTP_BAD_REQUEST,
                                                      "bad_request", "state: "
                                                      "pending, approved, "
@@ -446,7 +443,7 @@ ngx_http_agentgov_approvals_post(ngx_http_request_t *r,
         || (reason && !json_is_string(reason))
         || json_object_size(body) != (size_t) (1 + (reason != NULL)))
     {
-        return ngx_http_agentgov_approvals_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+        return ngx_http_agentgov_refuse_content(r, ctx, NGX_HTTP_BAD_REQUEST,
                                                  "bad_request", "expected "
                                                  "{\"decision\": \"approve\" "
                                                  "| \"deny\", \"reason\": "
@@ -474,7 +471,7 @@ ngx_http_agentgov_approvals_post(ngx_http_request_t *r,
                                             &v, v.now, &result)
         != NGX_AGENTGOV_STORE_OK)
     {
-        return ngx_http_agentgov_approvals_error(r, ctx, NGX_HTTP_NOT_FOUND,
+        return ngx_http_agentgov_refuse_content(r, ctx, NGX_HTTP_NOT_FOUND,
                                                  "not_found", "no such "
                                                  "approval");
     }
@@ -486,7 +483,7 @@ ngx_http_agentgov_approvals_post(ngx_http_request_t *r,
     switch (v.result) {
 
     case AG_HOLD_NOT_APPROVER:
-        return ngx_http_agentgov_approvals_error(r, ctx, NGX_HTTP_FORBIDDEN,
+        return ngx_http_agentgov_refuse_content(r, ctx, NGX_HTTP_FORBIDDEN,
                                                  "denied", "you are not an "
                                                  "approver of this hold's "
                                                  "rules (and an agent never "
@@ -494,7 +491,7 @@ ngx_http_agentgov_approvals_post(ngx_http_request_t *r,
 
     case AG_HOLD_CONFLICT:
     case AG_HOLD_TOO_MANY:
-        return ngx_http_agentgov_approvals_error(r, ctx, NGX_HTTP_CONFLICT,
+        return ngx_http_agentgov_refuse_content(r, ctx, NGX_HTTP_CONFLICT,
                                                  "conflict", "the hold is "
                                                  "closed, or you decided it "
                                                  "already");
@@ -546,19 +543,4 @@ ngx_http_agentgov_hold_send(ngx_http_request_t *r, ngx_pool_cleanup_t *cln,
     cln->data = out;
 
     return ngx_http_agentgov_send_json(r, NGX_HTTP_OK, out);
-}
-
-
-static ngx_int_t
-ngx_http_agentgov_approvals_error(ngx_http_request_t *r,
-    ngx_http_agentgov_ctx_t *ctx, ngx_uint_t status, const char *code,
-    const char *message)
-{
-    ngx_http_agentgov_refusal_t  ref;
-
-    (void) ngx_http_agentgov_refusal(&ref, status, code, message);
-
-    r->main->count++;
-
-    return ngx_http_agentgov_refuse(r, ctx, &ref);
 }

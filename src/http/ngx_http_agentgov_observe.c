@@ -31,9 +31,6 @@ typedef struct {
 } ngx_http_agentgov_audit_list_t;
 
 
-static ngx_int_t ngx_http_agentgov_observe_error(ngx_http_request_t *r,
-    ngx_http_agentgov_ctx_t *ctx, ngx_uint_t status, const char *code,
-    const char *message);
 static u_char *ngx_http_agentgov_metrics_label(u_char *p, u_char *last,
     u_char *s, size_t len);
 static int ngx_http_agentgov_audit_item(void *data, const char *line,
@@ -355,7 +352,7 @@ ngx_http_agentgov_audit_list(ngx_http_request_t *r,
     amcf = ngx_http_get_module_main_conf(r, ngx_http_agentgov_module);
 
     if (amcf->audit == NULL) {
-        return ngx_http_agentgov_observe_error(r, ctx, NGX_HTTP_NOT_FOUND,
+        return ngx_http_agentgov_refuse_content(r, ctx, NGX_HTTP_NOT_FOUND,
                                                "not_found", "no audit log "
                                                "is configured "
                                                "(agentgov_audit_log)");
@@ -370,7 +367,7 @@ ngx_http_agentgov_audit_list(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
 
     default:
-        return ngx_http_agentgov_observe_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+        return ngx_http_agentgov_refuse_content(r, ctx, NGX_HTTP_BAD_REQUEST,
                                                "bad_request", "unknown or "
                                                "repeated query parameter (agent,"
                                                " task, tool, decision, event, "
@@ -394,7 +391,7 @@ ngx_http_agentgov_audit_list(ngx_http_request_t *r,
         && ag_audit_ts_parse((const char *) v[5].data, v[5].len, &f.since_us)
            != 0)
     {
-        return ngx_http_agentgov_observe_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+        return ngx_http_agentgov_refuse_content(r, ctx, NGX_HTTP_BAD_REQUEST,
                                                "bad_request", "since: "
                                                "expected an RFC 3339 UTC "
                                                "time like "
@@ -407,7 +404,7 @@ ngx_http_agentgov_audit_list(ngx_http_request_t *r,
         n = ngx_atoi(v[6].data, v[6].len);
 
         if (n < 1 || n > NGX_HTTP_AGENTGOV_AUDIT_LIMIT_MAX) {
-            return ngx_http_agentgov_observe_error(r, ctx,
+            return ngx_http_agentgov_refuse_content(r, ctx,
                                                    NGX_HTTP_BAD_REQUEST,
                                                    "bad_request", "limit: "
                                                    "expected 1 to 1000");
@@ -422,7 +419,7 @@ ngx_http_agentgov_audit_list(ngx_http_request_t *r,
         before = ngx_atoof(v[7].data, v[7].len);
 
         if (before < 0) {
-            return ngx_http_agentgov_observe_error(r, ctx,
+            return ngx_http_agentgov_refuse_content(r, ctx,
                                                    NGX_HTTP_BAD_REQUEST,
                                                    "bad_request", "before: "
                                                    "expected the \"next\" of "
@@ -459,7 +456,7 @@ ngx_http_agentgov_audit_list(ngx_http_request_t *r,
                       "agentgov: cannot read the audit log \"%V\"",
                       &amcf->audit->path);
 
-        return ngx_http_agentgov_observe_error(r, ctx,
+        return ngx_http_agentgov_refuse_content(r, ctx,
                                                NGX_HTTP_SERVICE_UNAVAILABLE,
                                                "gateway_error", "the audit "
                                                "log cannot be read");
@@ -476,7 +473,7 @@ ngx_http_agentgov_audit_list(ngx_http_request_t *r,
 
     if (n != 0) {
         if (before >= 0) {
-            return ngx_http_agentgov_observe_error(r, ctx,
+            return ngx_http_agentgov_refuse_content(r, ctx,
                                                    NGX_HTTP_BAD_REQUEST,
                                                    "bad_request", "before: "
                                                    "not a place in the audit "
@@ -487,7 +484,7 @@ ngx_http_agentgov_audit_list(ngx_http_request_t *r,
                       "agentgov: cannot read the audit log \"%V\": %s",
                       &amcf->audit->path, err);
 
-        return ngx_http_agentgov_observe_error(r, ctx,
+        return ngx_http_agentgov_refuse_content(r, ctx,
                                                NGX_HTTP_SERVICE_UNAVAILABLE,
                                                "gateway_error", "the audit "
                                                "log cannot be read");
@@ -552,7 +549,7 @@ ngx_http_agentgov_audit_checkpoint(ngx_http_request_t *r,
     s = ngx_http_agentgov_store(r);
 
     if (amcf->audit == NULL || s == NULL) {
-        return ngx_http_agentgov_observe_error(r, ctx, NGX_HTTP_NOT_FOUND,
+        return ngx_http_agentgov_refuse_content(r, ctx, NGX_HTTP_NOT_FOUND,
                                                "not_found", "no audit log "
                                                "is configured "
                                                "(agentgov_audit_log)");
@@ -566,7 +563,7 @@ ngx_http_agentgov_audit_checkpoint(ngx_http_request_t *r,
     ngx_http_agentgov_store_observe(s, NULL, head);
 
     if (head->cp_len == 0) {
-        return ngx_http_agentgov_observe_error(r, ctx, NGX_HTTP_NOT_FOUND,
+        return ngx_http_agentgov_refuse_content(r, ctx, NGX_HTTP_NOT_FOUND,
                                                "not_found", "no checkpoint "
                                                "since the gateway started: "
                                                "one follows every 1000 "
@@ -588,19 +585,3 @@ ngx_http_agentgov_audit_checkpoint(ngx_http_request_t *r,
 
 
 /* --- helpers ---------------------------------------------------------------- */
-
-static ngx_int_t
-ngx_http_agentgov_observe_error(ngx_http_request_t *r,
-    ngx_http_agentgov_ctx_t *ctx, ngx_uint_t status, const char *code,
-    const char *message)
-{
-    ngx_http_agentgov_refusal_t  ref;
-
-    (void) ngx_http_agentgov_refusal(&ref, status, code, message);
-
-    /* ngx_http_agentgov_refuse() finalizes: the caller's finalization
-       needs its own reference */
-    r->main->count++;
-
-    return ngx_http_agentgov_refuse(r, ctx, &ref);
-}

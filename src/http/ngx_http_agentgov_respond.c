@@ -159,6 +159,27 @@ ngx_http_agentgov_find_header(ngx_http_request_t *r, const char *name,
 }
 
 
+/*
+ * A content handler's refusal with a fixed message: refuse() finalizes the
+ * request itself, so it takes a reference for the caller's finalization of
+ * the NGX_DONE it returns.
+ */
+
+ngx_int_t
+ngx_http_agentgov_refuse_content(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_uint_t status, const char *code,
+    const char *message)
+{
+    ngx_http_agentgov_refusal_t  ref;
+
+    (void) ngx_http_agentgov_refusal(&ref, status, code, message);
+
+    r->main->count++;
+
+    return ngx_http_agentgov_refuse(r, ctx, &ref);
+}
+
+
 /* A pool cleanup for jansson values the request (or the cycle) owns. */
 
 void
