@@ -2663,15 +2663,45 @@ ngx_http_agentgov_hold_copy(ngx_http_agentgov_hold_node_t *n,
 }
 
 
+/* The agent's pending holds (under the lock). */
+
+static ngx_uint_t
+ngx_http_agentgov_holds_pending(ngx_http_agentgov_store_t *s, ag_str_t agent)
+{
+    ngx_uint_t                      n;
+    ngx_queue_t                    *q;
+    ngx_http_agentgov_hold_node_t  *o;
+
+    n = 0;
+
+    for (q = ngx_queue_head(&s->sh->holds_queue);
+         q != ngx_queue_sentinel(&s->sh->holds_queue);
+         q = ngx_queue_next(q))
+    {
+        o = ngx_queue_data(q, ngx_http_agentgov_hold_node_t, queue);
+
+        /* the agent is the string after the id */
+        if (o->votes.state == AG_HOLD_PENDING
+            && o->len[NGX_HTTP_AGENTGOV_H_AGENT] == agent.len
+            && ngx_memcmp(o->str + o->len[NGX_HTTP_AGENTGOV_H_ID], agent.p,
+                          agent.len) == 0)
+        {
+            n++;
+        }
+    }
+
+    return n;
+}
+
+
 ngx_http_agentgov_store_rc_e
 ngx_http_agentgov_store_hold_add(ngx_http_agentgov_store_t *s,
     const ngx_http_agentgov_hold_t *h, ngx_uint_t max_pending, int64_t now)
 {
     u_char                         *p;
     size_t                          strs;
-    ngx_uint_t                      i, pending;
-    ngx_queue_t                    *q;
-    ngx_http_agentgov_hold_node_t  *n, *o;
+    ngx_uint_t                      i;
+    ngx_http_agentgov_hold_node_t  *n;
     ngx_http_agentgov_store_rc_e    rc;
 
     strs = 0;
@@ -2690,29 +2720,20 @@ ngx_http_agentgov_store_hold_add(ngx_http_agentgov_store_t *s,
     ngx_shmtx_lock(&s->shpool->mutex);
 
     ngx_http_agentgov_holds_expire(s, now, 0);
-    ngx_http_agentgov_holds_sweep(s, now);
 
-    if (max_pending) {
-        pending = 0;
+    /* holds no worker will close must not count against the limit; the
+       sweep (a kill() per pending hold) runs only when the limit is hit,
+       not for every held call */
+    if (max_pending
+        && ngx_http_agentgov_holds_pending(s, h->str[NGX_HTTP_AGENTGOV_H_AGENT])
+           >= max_pending)
+    {
+        ngx_http_agentgov_holds_sweep(s, now);
 
-        for (q = ngx_queue_head(&s->sh->holds_queue);
-             q != ngx_queue_sentinel(&s->sh->holds_queue);
-             q = ngx_queue_next(q))
+        if (ngx_http_agentgov_holds_pending(s,
+                                            h->str[NGX_HTTP_AGENTGOV_H_AGENT])
+            >= max_pending)
         {
-            o = ngx_queue_data(q, ngx_http_agentgov_hold_node_t, queue);
-
-            if (o->votes.state == AG_HOLD_PENDING
-                && o->len[NGX_HTTP_AGENTGOV_H_ID + 1]
-                   == h->str[NGX_HTTP_AGENTGOV_H_AGENT].len
-                && ngx_memcmp(o->str + o->len[NGX_HTTP_AGENTGOV_H_ID],
-                              h->str[NGX_HTTP_AGENTGOV_H_AGENT].p,
-                              h->str[NGX_HTTP_AGENTGOV_H_AGENT].len) == 0)
-            {
-                pending++;
-            }
-        }
-
-        if (pending >= max_pending) {
             rc = NGX_AGENTGOV_STORE_LIMIT;
             goto done;
         }
