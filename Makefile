@@ -41,8 +41,28 @@ all: $(MODULE) $(CLI)
 deps:
 	@scripts/deps.sh $(DEBS_BUILD)
 
-deps-test: deps
+deps-test: deps deps-node
 	@scripts/deps.sh $(DEBS_TEST)
+
+# --- node: the MCP TypeScript SDK for t/mcp (test MCP server and client) ----------
+# Installed once into $(BUILD)/node; the stamp records the package list, so a
+# repeated make test does not touch the network and a version change reinstalls.
+# Debian 12's nodejs is v18, which the SDK supports. @hono/node-server is pinned
+# to 1.x because 2.x needs Node 20.
+NODE_PKGS  := @modelcontextprotocol/sdk@1.32.2 zod@3.25.76 @hono/node-server@1.19.19
+NODE_STAMP := $(BUILD)/node/agentgov.stamp
+
+.PHONY: deps-node
+deps-node:
+	@command -v node >/dev/null && command -v npm >/dev/null || scripts/deps.sh nodejs npm
+	@{ test -d $(BUILD)/node/node_modules/@modelcontextprotocol/sdk && \
+	   echo "$(NODE_PKGS)" | cmp -s - $(NODE_STAMP); } || { \
+	    echo "agentgov: installing npm packages: $(NODE_PKGS)" && \
+	    mkdir -p $(BUILD)/node && \
+	    npm install --prefix $(BUILD)/node --no-audit --no-fund --no-save \
+	        --loglevel=error $(NODE_PKGS) && \
+	    echo "$(NODE_PKGS)" > $(NODE_STAMP); }
+# --- end node -------------------------------------------------------------------------
 
 # --- the engine, for the CLI and the unit tests -------------------------------
 

@@ -252,7 +252,11 @@ ngx_http_agentgov_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_http_agentgov_audit_log_handler;
 
-    return ngx_http_agentgov_hold_filter_init(cf);
+    if (ngx_http_agentgov_hold_filter_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_agentgov_filter_init(cf);
 }
 
 

@@ -419,6 +419,14 @@ ag_audit_body(const ag_audit_rec_t *rec, ag_buf_t *out)
             ag_buf_str(out, ",\"mcp_tool\":");
             ag_buf_json_str(out, rec->mcp_tool.p, rec->mcp_tool.len);
         }
+        if (rec->mcp_resource.len) {
+            ag_buf_str(out, ",\"mcp_resource\":");
+            ag_buf_json_str(out, rec->mcp_resource.p, rec->mcp_resource.len);
+        }
+        if (rec->mcp_prompt.len) {
+            ag_buf_str(out, ",\"mcp_prompt\":");
+            ag_buf_json_str(out, rec->mcp_prompt.p, rec->mcp_prompt.len);
+        }
         ag_buf_add(out, "}", 1);
     }
 

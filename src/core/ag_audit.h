@@ -90,6 +90,8 @@ typedef struct ag_audit_rec_s {
     ag_str_t           path;
     ag_str_t           mcp_method;  /* or action {mcp_method, mcp_tool} */
     ag_str_t           mcp_tool;
+    ag_str_t           mcp_resource;  /* resources/read */
+    ag_str_t           mcp_prompt;    /* prompts/get */
 
     ag_str_t           args_sha256;
     ag_str_t           decision;

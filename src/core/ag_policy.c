@@ -3224,12 +3224,14 @@ ag_miss(ag_scratch_t *sc, const char *field, const ag_str_t *got,
     }
 
 
-/* Tool and method are the index's: a rule is only looked at for calls
-   whose tool and method it names. */
+/* A rule's match keys without its "when". Tool and method are the
+   index's: a rule is only looked at for calls whose tool and method it
+   names. */
 static ag_tri_t
-ag_rule_match(const ag_rule_int_t *r, const ag_call_t *call, ag_scratch_t *sc)
+ag_rule_match_keys(const ag_rule_int_t *r, const ag_call_t *call,
+    ag_scratch_t *sc)
 {
-    ag_tri_t    t, w;
+    ag_tri_t    t;
     const char *src;
 
     ag_want_names(r->agents, "agent", call->agent);
@@ -3257,25 +3259,37 @@ ag_rule_match(const ag_rule_int_t *r, const ag_call_t *call, ag_scratch_t *sc)
                      "(%s)", sc->doubt_note);
         }
     }
-
-    if (r->when != NULL) {
-        w = ag_when_eval(r->when, call, sc);
-        if (w != AG_TRUE) {
-            t = w;
-        }
-    }
     return t;
+}
+
+
+static ag_tri_t
+ag_rule_match(const ag_rule_int_t *r, const ag_call_t *call, ag_scratch_t *sc)
+{
+    ag_tri_t  t, w;
+
+    t = ag_rule_match_keys(r, call, sc);
+    if (t == AG_FALSE || r->when == NULL) {
+        return t;
+    }
+
+    w = ag_when_eval(r->when, call, sc);
+    return w != AG_TRUE ? w : t;
+}
+
+
+/* fail closed: doubt matches deny and hold rules, never allow rules */
+static int
+ag_tri_hit(const ag_rule_int_t *r, ag_tri_t t)
+{
+    return t == AG_TRUE || (t == AG_DOUBT && r->pub.effect != AG_ALLOW);
 }
 
 
 static int
 ag_rule_hit(const ag_rule_int_t *r, const ag_call_t *call, ag_scratch_t *sc)
 {
-    ag_tri_t  t;
-
-    t = ag_rule_match(r, call, sc);
-    /* fail closed: doubt matches deny and hold rules, never allow rules */
-    return t == AG_TRUE || (t == AG_DOUBT && r->pub.effect != AG_ALLOW);
+    return ag_tri_hit(r, ag_rule_match(r, call, sc));
 }
 
 
@@ -3383,7 +3397,7 @@ ag_eval_trace(const ag_sources_t *src, const ag_call_t *call, ag_scratch_t *sc,
         sc->doubt_note = ag_doubt_note(r);
 
         t = ag_rule_match(r, call, sc);
-        hit = t == AG_TRUE || (t == AG_DOUBT && r->pub.effect != AG_ALLOW);
+        hit = ag_tri_hit(r, t);
         if (hit) {
             ag_acc_add(acc, r);
         }
@@ -3490,6 +3504,48 @@ ag_policy_eval_unindexed(const ag_policy_t *p, const ag_call_t *call,
     ag_decision_t *d, ag_trace_pt trace, void *trace_data)
 {
     return ag_eval(p, call, d, trace, trace_data, 0);
+}
+
+
+int
+ag_policy_may_call(const ag_policy_t *p, const ag_call_t *call)
+{
+    const ag_mbucket_t   *cells[4];
+    const ag_rule_int_t  *r;
+    ag_sources_t          src;
+    ag_scratch_t          sc;
+    ag_cursor_t           cur;
+    int                   nc, may;
+
+    ag_scratch_init(&sc);
+
+    nc = ag_cells(p, call, cells);
+    ag_sources(cells, nc, &call->path, 1, &src);
+
+    /* only a deny that no condition can lift hides the call for sure */
+    may = -1;
+    ag_cursor_init(&cur, &src, AG_C_DENY, AG_C_DENY + 1);
+    while ((r = ag_cursor_next(&cur)) != NULL) {
+        if (r->when == NULL
+            && ag_tri_hit(r, ag_rule_match_keys(r, call, &sc)))
+        {
+            may = 0;
+            break;
+        }
+    }
+
+    /* a hold or allow whose keys match might pass, given the arguments */
+    if (may < 0) {
+        may = p->deflt == AG_ALLOW;
+        ag_cursor_init(&cur, &src, AG_C_HOLD, AG_C_ALLOW + 1);
+        while (!may && (r = ag_cursor_next(&cur)) != NULL) {
+            may = ag_tri_hit(r, ag_rule_match_keys(r, call, &sc));
+        }
+    }
+
+    ag_scratch_free(&sc);
+
+    return sc.failed ? 0 : may;
 }
 
 

@@ -209,6 +209,13 @@ size_t ag_policy_secret_patterns(const ag_policy_t *p,
 int ag_policy_eval(const ag_policy_t *p, const ag_call_t *call,
     ag_decision_t *d, ag_trace_pt trace, void *trace_data);
 
+/* Whether a call with these match keys could be allowed or held, whatever
+   its "when" conditions read: 0 when an enforced deny rule without "when"
+   matches it, or when no enforced allow or hold rule matches its keys
+   (conditions ignored) and the default is deny; 1 otherwise. tools/list
+   filtering asks this for a tools/call of each listed tool. */
+int ag_policy_may_call(const ag_policy_t *p, const ag_call_t *call);
+
 const char *ag_effect_name(ag_effect_t e);     /* "allow", "hold", "deny" */
 
 /* "90s", "10m", "1h", "2d" → seconds; -1 when malformed. */

@@ -15,6 +15,7 @@
 #include "ag_jwt.h"
 #include "ag_spiffe.h"
 #include "ag_task.h"
+#include "ag_mcp.h"
 
 
 #define NGX_HTTP_AGENTGOV_OFF      0
@@ -134,6 +135,15 @@ typedef struct {
     u_char               approval_id[AG_TASK_ID_LEN + 1];
     ngx_str_t            approval;       /* $agentgov_approval */
     ngx_http_agentgov_parked_t *parked;
+
+    /* MCP tools (ngx_http_agentgov_mcp.c, ngx_http_agentgov_filter.c) */
+    ag_mcp_body_t       *mcp;            /* the messages of a POST */
+    ag_mcp_error_t      *mcp_error;      /* why they are malformed */
+    ngx_int_t            mcp_refused;    /* the member a refusal is about;
+                                            -1: every member */
+    unsigned             mcp_http:1;     /* refuse in HTTP, not JSON-RPC */
+    unsigned             mcp_list:1;     /* a tools/list among them */
+    void                *filter;         /* the response filter's state */
 } ngx_http_agentgov_ctx_t;
 
 
@@ -253,6 +263,21 @@ ngx_int_t ngx_http_agentgov_approvals_get(ngx_http_request_t *r,
 ngx_int_t ngx_http_agentgov_approvals_post(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_str_t *hold_id, ag_identity_t *id,
     ngx_str_t *who, json_t *body);
+
+/* ngx_http_agentgov_mcp.c */
+ngx_int_t ngx_http_agentgov_mcp_parse(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_str_t *body,
+    ngx_http_agentgov_refusal_t *ref);
+ngx_int_t ngx_http_agentgov_mcp_eval(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
+ngx_int_t ngx_http_agentgov_mcp_refuse(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
+ngx_int_t ngx_http_agentgov_mcp_pins(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_str_t *tool, ngx_str_t *who,
+    json_t *body);
+
+/* ngx_http_agentgov_filter.c */
+ngx_int_t ngx_http_agentgov_filter_init(ngx_conf_t *cf);
 
 /* ngx_http_agentgov_variables.c */
 ngx_int_t ngx_http_agentgov_add_variables(ngx_conf_t *cf);

@@ -253,7 +253,17 @@ ngx_http_agentgov_decide(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
             ngx_http_agentgov_args_sha256(r, ctx, &body);
         }
 
-        if (body.len && ctx->tool->reads_body) {
+        if (ctx->tool->mcp && r->method == NGX_HTTP_POST) {
+            rc = ngx_http_agentgov_mcp_parse(r, ctx, &body, &ref);
+            if (rc == NGX_DECLINED) {
+                return ngx_http_agentgov_stop(r, ctx, alcf, &ref);
+            }
+
+            if (rc != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+        } else if (body.len && ctx->tool->reads_body) {
             cln = ngx_pool_cleanup_add(r->pool, 0);
             if (cln == NULL) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -281,6 +291,19 @@ ngx_http_agentgov_decide(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
         }
     }
 
+    if (ctx->tool->mcp && r->method == NGX_HTTP_POST && !ctx->body_read) {
+        /* an MCP POST without a body is malformed JSON-RPC */
+        body.len = 0;
+        body.data = (u_char *) "";
+
+        rc = ngx_http_agentgov_mcp_parse(r, ctx, &body, &ref);
+        if (rc == NGX_DECLINED) {
+            return ngx_http_agentgov_stop(r, ctx, alcf, &ref);
+        }
+
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (ngx_http_agentgov_build_call(r, ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -296,8 +319,19 @@ ngx_http_agentgov_decide(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ag_policy_eval(amcf->policy, &ctx->call, &ctx->decision, NULL, NULL)
-        != 0)
+    if (ctx->tool->mcp) {
+        rc = ngx_http_agentgov_mcp_eval(r, ctx, &ref);
+        if (rc == NGX_DECLINED) {
+            return ngx_http_agentgov_stop(r, ctx, alcf, &ref);
+        }
+
+        if (rc != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+    } else if (ag_policy_eval(amcf->policy, &ctx->call, &ctx->decision, NULL,
+                              NULL)
+               != 0)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "agentgov: policy evaluation failed, call denied");

@@ -35,6 +35,7 @@ typedef enum {
     NGX_HTTP_AGENTGOV_API_START,          /* v1/start */
     NGX_HTTP_AGENTGOV_API_APPROVALS,      /* v1/approvals */
     NGX_HTTP_AGENTGOV_API_APPROVAL,       /* v1/approvals/<id> */
+    NGX_HTTP_AGENTGOV_API_PINS,           /* v1/tools/<tool>/pins */
     NGX_HTTP_AGENTGOV_API_AUDIT,          /* v1/audit */
     NGX_HTTP_AGENTGOV_API_CHECKPOINT,     /* v1/audit/checkpoint */
     NGX_HTTP_AGENTGOV_API_METRICS,        /* metrics: no identity */
@@ -445,6 +446,25 @@ ngx_http_agentgov_api_route(ngx_http_agentgov_api_t *api)
         return;
     }
 
+    if (ngx_http_agentgov_api_starts("v1/tools/")
+        && last - p > (ssize_t) (sizeof("v1/tools//pins") - 1)
+        && ngx_strncmp(last - (sizeof("/pins") - 1), "/pins",
+                       sizeof("/pins") - 1) == 0)
+    {
+        api->arg.data = p + sizeof("v1/tools/") - 1;
+        api->arg.len = last - (sizeof("/pins") - 1) - api->arg.data;
+
+        if (ngx_strlchr(api->arg.data, api->arg.data + api->arg.len, '/')
+            == NULL)
+        {
+            api->route = NGX_HTTP_AGENTGOV_API_PINS;
+            api->methods = NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST;
+            api->allow = "GET, HEAD, POST";
+        }
+
+        return;
+    }
+
     if (ngx_http_agentgov_api_is("v1/stop")) {
         api->route = NGX_HTTP_AGENTGOV_API_STOP;
         api->methods = NGX_HTTP_POST;
@@ -596,6 +616,16 @@ ngx_http_agentgov_api_authorize(ngx_http_agentgov_api_t *api)
                                            "decided by people; an agent "
                                            "never approves");
 
+    case NGX_HTTP_AGENTGOV_API_PINS:
+        if (api->admin || (api->auditor && api->r->method != NGX_HTTP_POST)) {
+            return NGX_OK;
+        }
+
+        return ngx_http_agentgov_api_error(api, NGX_HTTP_FORBIDDEN, "denied",
+                                           "MCP tool pins are shown to "
+                                           "admins and auditors, and "
+                                           "accepted by admins");
+
     case NGX_HTTP_AGENTGOV_API_AUDIT:
     case NGX_HTTP_AGENTGOV_API_CHECKPOINT:
         if (api->auditor) {
@@ -621,6 +651,8 @@ ngx_http_agentgov_api_authorize(ngx_http_agentgov_api_t *api)
 static ngx_int_t
 ngx_http_agentgov_api_dispatch(ngx_http_agentgov_api_t *api)
 {
+    ngx_str_t  who;
+
     switch (api->route) {
 
     case NGX_HTTP_AGENTGOV_API_TASKS:
@@ -655,6 +687,12 @@ ngx_http_agentgov_api_dispatch(ngx_http_agentgov_api_t *api)
     case NGX_HTTP_AGENTGOV_API_APPROVALS:
     case NGX_HTTP_AGENTGOV_API_APPROVAL:
         return ngx_http_agentgov_api_approvals(api);
+
+    case NGX_HTTP_AGENTGOV_API_PINS:
+        ngx_http_agentgov_api_person(api, &who);
+
+        return ngx_http_agentgov_mcp_pins(api->r, api->ctx, &api->arg, &who,
+                                          api->body);
 
     case NGX_HTTP_AGENTGOV_API_AUDIT:
         return ngx_http_agentgov_audit_list(api->r, api->ctx);

@@ -993,16 +993,25 @@ ngx_http_agentgov_audit_call(ngx_http_request_t *r,
 
     ngx_http_agentgov_audit_who(r, ctx, &rec);
 
-    rec.method = ngx_http_agentgov_ag_str(r->method_name);
-    rec.host = ngx_http_agentgov_ag_str(r->headers_in.server);
+    if (ctx->call.mcp_method.len) {
+        /* an MCP call is what its deciding message asks */
+        rec.mcp_method = ctx->call.mcp_method;
+        rec.mcp_tool = ctx->call.mcp_tool;
+        rec.mcp_resource = ctx->call.mcp_resource;
+        rec.mcp_prompt = ctx->call.mcp_prompt;
 
-    path = ctx->path.len ? ctx->path : r->uri;
+    } else {
+        rec.method = ngx_http_agentgov_ag_str(r->method_name);
+        rec.host = ngx_http_agentgov_ag_str(r->headers_in.server);
 
-    if (ctx->secret_in_path) {
-        ngx_str_set(&path, "(withheld: the path holds a secret)");
+        path = ctx->path.len ? ctx->path : r->uri;
+
+        if (ctx->secret_in_path) {
+            ngx_str_set(&path, "(withheld: the path holds a secret)");
+        }
+
+        rec.path = ngx_http_agentgov_ag_str(path);
     }
-
-    rec.path = ngx_http_agentgov_ag_str(path);
 
     if (ctx->args_sha256[0]) {
         rec.args_sha256.p = (const char *) ctx->args_sha256;

@@ -433,6 +433,15 @@ ngx_http_agentgov_strip_kind(ngx_http_agentgov_main_conf_t *amcf,
         return 1;
     }
 
+    /* the gateway reads an MCP tool's answers (tools/list): uncompressed */
+    if (tool && tool->mcp
+        && h->key.len == sizeof("Accept-Encoding") - 1
+        && ngx_strncasecmp(h->key.data, (u_char *) "Accept-Encoding",
+                           h->key.len) == 0)
+    {
+        return 1;
+    }
+
     if (amcf->policy && tool
         && ag_strip_header(amcf->policy, tool, (const char *) h->key.data,
                            h->key.len))

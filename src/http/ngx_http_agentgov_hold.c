@@ -42,6 +42,11 @@ static ngx_int_t ngx_http_agentgov_hold_show(ngx_http_request_t *r,
 static ngx_int_t ngx_http_agentgov_hold_grant(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_table_elt_t *grant, ngx_uint_t n,
     u_char *digest, ngx_http_agentgov_refusal_t *ref);
+static ngx_int_t ngx_http_agentgov_hold_find(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_store_t *s,
+    u_char *digest);
+static ngx_int_t ngx_http_agentgov_hold_pending(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx);
 static void ngx_http_agentgov_hold_cleanup(void *data);
 static void ngx_http_agentgov_hold_tick(ngx_event_t *ev);
 static ngx_int_t ngx_http_agentgov_hold_close(void *data,
@@ -99,7 +104,7 @@ ngx_http_agentgov_hold(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     u_char                         *p, *rules, digest[AG_HOLD_DIGEST_HEX];
     size_t                          len;
     ag_str_t                        id;
-    ngx_uint_t                      n, async;
+    ngx_uint_t                      n, async, mcp_async;
     ngx_table_elt_t                *grant;
     ngx_int_t                       result;
     ngx_uint_t                      i;
@@ -117,6 +122,7 @@ ngx_http_agentgov_hold(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     s = ngx_http_agentgov_store(r);
     c = r->connection;
     now = ngx_time();
+    mcp_async = 0;
 
     if (s == NULL) {
         return ngx_http_agentgov_refusal(ref, NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -124,8 +130,28 @@ ngx_http_agentgov_hold(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
                                          "agentgov_zone");
     }
 
-    if (ag_hold_digest(&ctx->call, (const char *) ctx->raw_body.data,
-                       ctx->raw_body.len, (char *) digest) != 0)
+    if (ctx->mcp) {
+        /* an MCP call is found again by what it asks, whatever its id */
+        if (ag_mcp_call_digest(&ctx->call, (char *) digest) != 0) {
+            return NGX_ERROR;
+        }
+
+        mcp_async = 1;
+        for (i = 0; i < ctx->decision.nholds; i++) {
+            if (ctx->decision.holds[i]->wait) {
+                mcp_async = 0;
+            }
+        }
+
+        if (mcp_async) {
+            result = ngx_http_agentgov_hold_find(r, ctx, s, digest);
+            if (result != NGX_DECLINED) {
+                return result;
+            }
+        }
+
+    } else if (ag_hold_digest(&ctx->call, (const char *) ctx->raw_body.data,
+                              ctx->raw_body.len, (char *) digest) != 0)
     {
         return NGX_ERROR;
     }
@@ -134,7 +160,7 @@ ngx_http_agentgov_hold(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
 
     grant = ngx_http_agentgov_find_header(r, "Agent-Approval",
                                           sizeof("Agent-Approval") - 1, &n);
-    if (grant) {
+    if (grant && !ctx->mcp) {
         return ngx_http_agentgov_hold_grant(r, ctx, grant, n, digest, ref);
     }
 
@@ -193,7 +219,6 @@ ngx_http_agentgov_hold(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
         timeout = amcf->hold_timeout;
     }
 
-    h.pid = ngx_pid;
     h.requested = now;
     h.expires = now + (timeout + 999) / 1000;
 
@@ -215,7 +240,7 @@ ngx_http_agentgov_hold(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
                              sizeof("respond-async") - 2);
     }
 
-    async = (p != NULL);
+    async = (p != NULL && !ctx->mcp) || mcp_async;
 
     if (async) {
         h.grant_ttl = 600;
@@ -228,6 +253,9 @@ ngx_http_agentgov_hold(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
             }
         }
     }
+
+    /* an async hold parks nothing in any worker */
+    h.pid = async ? 0 : ngx_pid;
 
     rc = ngx_http_agentgov_store_hold_add(s, &h,
                                           ctx->agent && ctx->agent->max_pending
@@ -270,6 +298,11 @@ ngx_http_agentgov_hold(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     if (async) {
         ctx->decided = 1;
         ctx->rc = NGX_DONE;
+
+        if (ctx->mcp) {
+            return ngx_http_agentgov_hold_pending(r, ctx);
+        }
+
         return ngx_http_agentgov_hold_accepted(r, ctx);
     }
 
@@ -499,6 +532,74 @@ ngx_http_agentgov_hold_grant(ngx_http_request_t *r,
                                      "not approved, used already, past its "
                                      "grant_ttl, or for another call, agent "
                                      "or task");
+}
+
+
+/*
+ * An MCP call held before (SPEC section 6): its approved grant lets it pass
+ * (NGX_OK); while its hold is pending it is answered approval_pending again
+ * with the same id (NGX_DONE); NGX_DECLINED when a new hold is needed.
+ */
+
+static ngx_int_t
+ngx_http_agentgov_hold_find(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_store_t *s,
+    u_char *digest)
+{
+    ag_str_t                      d;
+    ngx_http_agentgov_refusal_t   ref;
+    ngx_http_agentgov_store_rc_e  rc;
+
+    d.p = (const char *) digest;
+    d.len = AG_MCP_DIGEST_HEX;
+
+    rc = ngx_http_agentgov_store_hold_find(s, ctx->call.agent, ctx->call.task,
+                                           d, ngx_time(), ctx->approval_id);
+
+    if (rc == NGX_AGENTGOV_STORE_NOT_FOUND) {
+        return NGX_DECLINED;
+    }
+
+    ctx->approval.data = ctx->approval_id;
+    ctx->approval.len = AG_TASK_ID_LEN;
+
+    if (rc == NGX_AGENTGOV_STORE_OK) {
+        ctx->approved = 1;
+        ngx_str_set(&ctx->decision_name, "approved");
+        return NGX_OK;
+    }
+
+    ngx_str_set(&ctx->decision_name, "hold");
+    ctx->decided = 1;
+    ctx->rc = NGX_DONE;
+
+    if (ngx_http_agentgov_audit_call(r, ctx, NULL) != NGX_OK) {
+        (void) ngx_http_agentgov_refusal(&ref, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "gateway_error", "the audit log "
+                                         "cannot be written");
+        return ngx_http_agentgov_refuse(r, ctx, &ref);
+    }
+
+    return ngx_http_agentgov_hold_pending(r, ctx);
+}
+
+
+/* The refused tool result of an MCP hold: approval_pending and its id. */
+
+static ngx_int_t
+ngx_http_agentgov_hold_pending(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx)
+{
+    ngx_http_agentgov_refusal_t  ref;
+
+    (void) ngx_http_agentgov_refusal(&ref, NGX_HTTP_ACCEPTED,
+                                     "approval_pending", "this call needs a "
+                                     "person's approval: it was asked for; "
+                                     "make the same call again once it is "
+                                     "approved");
+    ref.decision = "hold";
+
+    return ngx_http_agentgov_refuse(r, ctx, &ref);
 }
 
 

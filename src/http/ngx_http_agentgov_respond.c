@@ -24,6 +24,14 @@ ngx_http_agentgov_refuse(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     ngx_table_elt_t           *h;
     ngx_http_complex_value_t   cv;
 
+    if (ctx->mcp || ctx->mcp_error) {
+        /* an MCP client hands JSON-RPC answers to its model */
+        rc = ngx_http_agentgov_mcp_refuse(r, ctx, ref);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+
     if (ctx->decision_name.len == 0) {
         ctx->decision_name.data = (u_char *) ref->decision;
         ctx->decision_name.len = ngx_strlen(ref->decision);

@@ -218,6 +218,73 @@ void ngx_http_agentgov_store_hold_unrecorded(ngx_http_agentgov_store_t *s,
     ngx_http_agentgov_holds_pt handler, void *data);
 
 
+/*
+ * MCP (SPEC section 6): the newest async hold of this agent and task whose
+ * digest is `digest`. OK when it is approved, unused and within grant_ttl:
+ * it is used now. NOT_LIVE when it is still pending. Both copy its id into
+ * id (AG_TASK_ID_LEN bytes). NOT_FOUND otherwise.
+ */
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_hold_find(
+    ngx_http_agentgov_store_t *s, ag_str_t agent, ag_str_t task,
+    ag_str_t digest, int64_t now, u_char *id);
+
+
+/* --- MCP sessions and tool pins (SPEC sections 2 and 5) ------------------ */
+
+#define NGX_HTTP_AGENTGOV_SESSION_MAX  256     /* bytes of an Mcp-Session-Id */
+
+/*
+ * Bind an Mcp-Session-Id the tool gave to the agent and task whose
+ * initialize it answered, until `expires`. OK (also when it is bound to
+ * them already), NOT_LIVE when it is bound to another agent or task, FULL.
+ */
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_session_bind(
+    ngx_http_agentgov_store_t *s, ag_str_t session, ag_str_t agent,
+    ag_str_t task, int64_t expires, int64_t now);
+
+/* OK when the session is bound to this agent and task, NOT_LIVE when to
+   others, NOT_FOUND when to none (or no longer). */
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_session_check(
+    ngx_http_agentgov_store_t *s, ag_str_t session, ag_str_t agent,
+    ag_str_t task, int64_t now);
+
+typedef enum {
+    NGX_HTTP_AGENTGOV_PIN_SAME = 0,     /* the pinned definition */
+    NGX_HTTP_AGENTGOV_PIN_NEW,          /* first seen: pinned now */
+    NGX_HTTP_AGENTGOV_PIN_CHANGED,      /* differs from the pin, seen first
+                                           now: audit it */
+    NGX_HTTP_AGENTGOV_PIN_STILL_CHANGED /* differs, seen before */
+} ngx_http_agentgov_pin_e;
+
+/*
+ * A tool definition seen in tools/list: compare its digest with the pin
+ * of (tool, name), pinning it when there is none (the policy's pin when it
+ * has one, else this digest). *result says which.
+ */
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_pin_see(
+    ngx_http_agentgov_store_t *s, ag_str_t tool, ag_str_t name,
+    ag_str_t digest, ag_str_t policy_pin, ngx_http_agentgov_pin_e *result);
+
+/* Whether calls of (tool, name) are refused: OK when a definition other
+   than the pinned one was the last seen (tool_changed), NOT_FOUND when not. */
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_pin_changed(
+    ngx_http_agentgov_store_t *s, ag_str_t tool, ag_str_t name);
+
+/* An admin accepts a definition: digest becomes the pin of (tool, name)
+   (created if needed), and the change, if it was this one, is over. */
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_pin_accept(
+    ngx_http_agentgov_store_t *s, ag_str_t tool, ag_str_t name,
+    ag_str_t digest);
+
+/* Each pin of a tool: name, pinned digest, the changed digest seen (empty
+   when none); strings valid during the call only. */
+typedef void (*ngx_http_agentgov_pins_pt)(void *data, ag_str_t name,
+    ag_str_t pinned, ag_str_t seen);
+
+void ngx_http_agentgov_store_pin_list(ngx_http_agentgov_store_t *s,
+    ag_str_t tool, ngx_http_agentgov_pins_pt handler, void *data);
+
+
 /* --- the audit chain head and the metrics -------------------------------- */
 
 #define NGX_HTTP_AGENTGOV_CHECKPOINT_MAX   4096   /* the latest checkpoint line */

@@ -78,7 +78,7 @@
 #include "ngx_http_agentgov_store.h"
 
 
-#define NGX_HTTP_AGENTGOV_ZONE_VERSION   0x61670004  /* "ag", layout 4 */
+#define NGX_HTTP_AGENTGOV_ZONE_VERSION   0x61670005  /* "ag", layout 5 */
 #define NGX_HTTP_AGENTGOV_ZONE_MIN       (64 * 1024)
 #define NGX_HTTP_AGENTGOV_STATE_VERSION  1
 
@@ -233,6 +233,13 @@ typedef struct {
     ngx_uint_t                       nholds;
     ngx_uint_t                       pending;
     ngx_uint_t                       decisions;  /* bumped on each close */
+
+    ngx_rbtree_t                     sessions;   /* MCP, by session id */
+    ngx_rbtree_node_t                sessions_sentinel;
+    ngx_queue_t                      sessions_queue;   /* oldest first */
+    ngx_rbtree_t                     pins;       /* MCP, by tool NUL name */
+    ngx_rbtree_node_t                pins_sentinel;
+    ngx_queue_t                      pins_queue;
 } ngx_http_agentgov_sh_t;
 
 
@@ -604,6 +611,12 @@ ngx_http_agentgov_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     ngx_rbtree_init(&sh->holds, &sh->holds_sentinel,
                     ngx_str_rbtree_insert_value);
     ngx_queue_init(&sh->holds_queue);
+    ngx_rbtree_init(&sh->sessions, &sh->sessions_sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_queue_init(&sh->sessions_queue);
+    ngx_rbtree_init(&sh->pins, &sh->pins_sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_queue_init(&sh->pins_queue);
 
     s->sh = sh;
     shpool->data = sh;
@@ -718,6 +731,8 @@ static void
 ngx_http_agentgov_set_insert(ngx_http_agentgov_sh_t *sh)
 {
     sh->holds.insert = ngx_str_rbtree_insert_value;
+    sh->sessions.insert = ngx_str_rbtree_insert_value;
+    sh->pins.insert = ngx_str_rbtree_insert_value;
     sh->tasks.insert = ngx_http_agentgov_task_insert_value;
     sh->expiry.insert = ngx_rbtree_insert_value;
     sh->agents.insert = ngx_http_agentgov_agent_insert_value;
@@ -2591,8 +2606,9 @@ ngx_http_agentgov_holds_sweep(ngx_http_agentgov_store_t *s, int64_t now)
                                             ngx_http_agentgov_hash(task, len),
                                             task, len);
 
+        /* an async hold (pid 0) parks nothing: only its deadline counts */
         gone = now > h->expires + 5
-               || (h->pid != ngx_pid && kill(h->pid, 0) == -1
+               || (h->pid != 0 && h->pid != ngx_pid && kill(h->pid, 0) == -1
                    && ngx_errno == NGX_ESRCH);
 
         if (rec && ngx_http_agentgov_live(rec, now) && !gone) {
@@ -2976,6 +2992,464 @@ ngx_http_agentgov_store_hold_list(ngx_http_agentgov_store_t *s, int state,
         ngx_http_agentgov_hold_copy(h, &view, NULL, 0);
         handler(data, &view);
         n++;
+    }
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+}
+
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_hold_find(ngx_http_agentgov_store_t *s, ag_str_t agent,
+    ag_str_t task, ag_str_t digest, int64_t now, u_char *id)
+{
+    ngx_queue_t                    *q;
+    ngx_http_agentgov_hold_t        view;
+    ngx_http_agentgov_store_rc_e    rc;
+    ngx_http_agentgov_hold_node_t  *n;
+
+    rc = NGX_AGENTGOV_STORE_NOT_FOUND;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    for (q = ngx_queue_last(&s->sh->holds_queue);
+         q != ngx_queue_sentinel(&s->sh->holds_queue);
+         q = ngx_queue_prev(q))
+    {
+        n = ngx_queue_data(q, ngx_http_agentgov_hold_node_t, queue);
+
+        if (n->grant_ttl == 0) {
+            continue;
+        }
+
+        ngx_http_agentgov_hold_copy(n, &view, NULL, 0);
+
+        if (view.str[NGX_HTTP_AGENTGOV_H_DIGEST].len != digest.len
+            || CRYPTO_memcmp(view.str[NGX_HTTP_AGENTGOV_H_DIGEST].p, digest.p,
+                             digest.len) != 0
+            || !ngx_http_agentgov_hold_str_is(&view, NGX_HTTP_AGENTGOV_H_AGENT,
+                                              agent)
+            || !ngx_http_agentgov_hold_str_is(&view, NGX_HTTP_AGENTGOV_H_TASK,
+                                              task))
+        {
+            continue;
+        }
+
+        if (n->votes.state == AG_HOLD_PENDING && now <= n->expires) {
+            rc = NGX_AGENTGOV_STORE_NOT_LIVE;
+
+        } else if (n->votes.state == AG_HOLD_APPROVED && !n->used
+                   && now <= n->closed + n->grant_ttl)
+        {
+            n->used = 1;
+            rc = NGX_AGENTGOV_STORE_OK;
+
+        } else {
+            /* the newest such hold is closed: a new one is asked for */
+            break;
+        }
+
+        ngx_memcpy(id, n->str, AG_TASK_ID_LEN);
+        break;
+    }
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    return rc;
+}
+
+
+/* --- MCP sessions and tool pins ------------------------------------------- */
+
+/*
+ * A session: its id's node, the queue (oldest first), its expiry (the task's
+ * at binding), then the id, the agent and the task. Sessions past their
+ * expiry are dropped lazily, and the oldest ones when memory is short: a
+ * session the gateway no longer knows is refused with 404, which makes an
+ * MCP client start a new one.
+ */
+typedef struct {
+    ngx_str_node_t                   sn;
+    ngx_queue_t                      queue;
+    int64_t                          expires;
+    u_short                          agent_len;
+    u_short                          task_len;
+    u_char                           str[1];
+} ngx_http_agentgov_session_t;
+
+/* A pin: "tool NUL name" as its node's string; never dropped but by a new
+   zone. */
+typedef struct {
+    ngx_str_node_t                   sn;
+    ngx_queue_t                      queue;
+    u_char                           pinned[AG_MCP_DIGEST_HEX];
+    u_char                           seen[AG_MCP_DIGEST_HEX];
+    u_char                           changed;    /* seen differs */
+    u_char                           str[1];
+} ngx_http_agentgov_pin_t;
+
+
+static void
+ngx_http_agentgov_session_free(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_session_t *n)
+{
+    ngx_queue_remove(&n->queue);
+    ngx_rbtree_delete(&s->sh->sessions, &n->sn.node);
+    ngx_slab_free_locked(s->shpool, n);
+}
+
+
+static ngx_http_agentgov_session_t *
+ngx_http_agentgov_session_lookup(ngx_http_agentgov_store_t *s,
+    ag_str_t session, int64_t now)
+{
+    ngx_uint_t                    i;
+    ngx_str_t                     key;
+    ngx_queue_t                  *q;
+    ngx_http_agentgov_session_t  *n;
+
+    /* a few expired ones go with every look */
+    for (i = 0; i < 8 && !ngx_queue_empty(&s->sh->sessions_queue); i++) {
+        q = ngx_queue_head(&s->sh->sessions_queue);
+        n = ngx_queue_data(q, ngx_http_agentgov_session_t, queue);
+
+        if (n->expires > now) {
+            break;
+        }
+
+        ngx_http_agentgov_session_free(s, n);
+    }
+
+    key.data = (u_char *) session.p;
+    key.len = session.len;
+
+    n = (ngx_http_agentgov_session_t *)
+            ngx_str_rbtree_lookup(&s->sh->sessions, &key,
+                                  ngx_http_agentgov_hash(session.p,
+                                                         session.len));
+
+    if (n && n->expires <= now) {
+        ngx_http_agentgov_session_free(s, n);
+        return NULL;
+    }
+
+    return n;
+}
+
+
+static ngx_uint_t
+ngx_http_agentgov_session_is(ngx_http_agentgov_session_t *n, ag_str_t agent,
+    ag_str_t task)
+{
+    return n->agent_len == agent.len && n->task_len == task.len
+           && ngx_memcmp(n->str + n->sn.str.len, agent.p, agent.len) == 0
+           && ngx_memcmp(n->str + n->sn.str.len + agent.len, task.p,
+                         task.len) == 0;
+}
+
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_session_bind(ngx_http_agentgov_store_t *s,
+    ag_str_t session, ag_str_t agent, ag_str_t task, int64_t expires,
+    int64_t now)
+{
+    u_char                        *p;
+    size_t                         size;
+    ngx_uint_t                     i;
+    ngx_queue_t                   *q;
+    ngx_http_agentgov_session_t   *n;
+    ngx_http_agentgov_store_rc_e   rc;
+
+    if (session.len == 0 || session.len > NGX_HTTP_AGENTGOV_SESSION_MAX
+        || agent.len > 0xffff || task.len > 0xffff)
+    {
+        return NGX_AGENTGOV_STORE_ERROR;
+    }
+
+    size = offsetof(ngx_http_agentgov_session_t, str) + session.len
+           + agent.len + task.len;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    n = ngx_http_agentgov_session_lookup(s, session, now);
+
+    if (n) {
+        rc = ngx_http_agentgov_session_is(n, agent, task)
+             ? NGX_AGENTGOV_STORE_OK : NGX_AGENTGOV_STORE_NOT_LIVE;
+        goto done;
+    }
+
+    n = ngx_http_agentgov_alloc(s, size, now);
+
+    /* then the oldest sessions make room: theirs start again */
+    for (i = 0; n == NULL && i < 64; i++) {
+        if (ngx_queue_empty(&s->sh->sessions_queue)) {
+            break;
+        }
+
+        q = ngx_queue_head(&s->sh->sessions_queue);
+        ngx_http_agentgov_session_free(s,
+                      ngx_queue_data(q, ngx_http_agentgov_session_t, queue));
+
+        n = ngx_slab_alloc_locked(s->shpool, size);
+    }
+
+    if (n == NULL) {
+        rc = NGX_AGENTGOV_STORE_FULL;
+        goto done;
+    }
+
+    n->expires = expires;
+    n->agent_len = (u_short) agent.len;
+    n->task_len = (u_short) task.len;
+
+    p = ngx_cpymem(n->str, session.p, session.len);
+    p = ngx_cpymem(p, agent.p, agent.len);
+    (void) ngx_cpymem(p, task.p, task.len);
+
+    n->sn.str.data = n->str;
+    n->sn.str.len = session.len;
+    n->sn.node.key = ngx_http_agentgov_hash(session.p, session.len);
+
+    ngx_rbtree_insert(&s->sh->sessions, &n->sn.node);
+    ngx_queue_insert_tail(&s->sh->sessions_queue, &n->queue);
+
+    rc = NGX_AGENTGOV_STORE_OK;
+
+done:
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    return rc;
+}
+
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_session_check(ngx_http_agentgov_store_t *s,
+    ag_str_t session, ag_str_t agent, ag_str_t task, int64_t now)
+{
+    ngx_http_agentgov_session_t   *n;
+    ngx_http_agentgov_store_rc_e   rc;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    n = ngx_http_agentgov_session_lookup(s, session, now);
+
+    rc = n == NULL ? NGX_AGENTGOV_STORE_NOT_FOUND
+         : ngx_http_agentgov_session_is(n, agent, task)
+           ? NGX_AGENTGOV_STORE_OK : NGX_AGENTGOV_STORE_NOT_LIVE;
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    return rc;
+}
+
+
+static ngx_http_agentgov_pin_t *
+ngx_http_agentgov_pin_lookup(ngx_http_agentgov_store_t *s, ag_str_t tool,
+    ag_str_t name, u_char *key, size_t *klen)
+{
+    ngx_str_t  k;
+
+    /* tool names are at most 255 bytes, MCP names AG_MCP_NAME_MAX */
+    k.data = key;
+    k.len = ngx_cpymem(ngx_cpymem(key, tool.p, tool.len) + 1, name.p,
+                       name.len) - key;
+    key[tool.len] = '\0';
+    *klen = k.len;
+
+    return (ngx_http_agentgov_pin_t *)
+               ngx_str_rbtree_lookup(&s->sh->pins, &k,
+                                     ngx_http_agentgov_hash(k.data, k.len));
+}
+
+
+static ngx_http_agentgov_pin_t *
+ngx_http_agentgov_pin_create(ngx_http_agentgov_store_t *s, u_char *key,
+    size_t klen, int64_t now)
+{
+    ngx_http_agentgov_pin_t  *n;
+
+    n = ngx_http_agentgov_alloc(s, offsetof(ngx_http_agentgov_pin_t, str)
+                                   + klen, now);
+    if (n == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(n, offsetof(ngx_http_agentgov_pin_t, str));
+    ngx_memcpy(n->str, key, klen);
+
+    n->sn.str.data = n->str;
+    n->sn.str.len = klen;
+    n->sn.node.key = ngx_http_agentgov_hash(key, klen);
+
+    ngx_rbtree_insert(&s->sh->pins, &n->sn.node);
+    ngx_queue_insert_tail(&s->sh->pins_queue, &n->queue);
+
+    return n;
+}
+
+
+#define NGX_HTTP_AGENTGOV_PIN_KEY  (NGX_HTTP_AGENTGOV_NAME_MAX + 1            \
+                                    + AG_MCP_NAME_MAX)
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_pin_see(ngx_http_agentgov_store_t *s, ag_str_t tool,
+    ag_str_t name, ag_str_t digest, ag_str_t policy_pin,
+    ngx_http_agentgov_pin_e *result)
+{
+    u_char                         key[NGX_HTTP_AGENTGOV_PIN_KEY];
+    size_t                         klen;
+    ngx_http_agentgov_pin_t       *n;
+    ngx_http_agentgov_store_rc_e   rc;
+
+    if (tool.len > NGX_HTTP_AGENTGOV_NAME_MAX || name.len > AG_MCP_NAME_MAX
+        || digest.len != AG_MCP_DIGEST_HEX
+        || (policy_pin.len && policy_pin.len != AG_MCP_DIGEST_HEX))
+    {
+        return NGX_AGENTGOV_STORE_ERROR;
+    }
+
+    rc = NGX_AGENTGOV_STORE_OK;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    n = ngx_http_agentgov_pin_lookup(s, tool, name, key, &klen);
+
+    if (n == NULL) {
+        n = ngx_http_agentgov_pin_create(s, key, klen, ngx_time());
+        if (n == NULL) {
+            rc = NGX_AGENTGOV_STORE_FULL;
+            goto done;
+        }
+
+        ngx_memcpy(n->pinned, policy_pin.len ? policy_pin.p : digest.p,
+                   AG_MCP_DIGEST_HEX);
+
+        if (policy_pin.len == 0) {
+            *result = NGX_HTTP_AGENTGOV_PIN_NEW;
+            goto done;
+        }
+    }
+
+    if (ngx_memcmp(n->pinned, digest.p, AG_MCP_DIGEST_HEX) == 0) {
+        *result = NGX_HTTP_AGENTGOV_PIN_SAME;
+        n->changed = 0;
+        goto done;
+    }
+
+    *result = (n->changed
+               && ngx_memcmp(n->seen, digest.p, AG_MCP_DIGEST_HEX) == 0)
+              ? NGX_HTTP_AGENTGOV_PIN_STILL_CHANGED
+              : NGX_HTTP_AGENTGOV_PIN_CHANGED;
+
+    ngx_memcpy(n->seen, digest.p, AG_MCP_DIGEST_HEX);
+    n->changed = 1;
+
+done:
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    return rc;
+}
+
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_pin_changed(ngx_http_agentgov_store_t *s,
+    ag_str_t tool, ag_str_t name)
+{
+    u_char                    key[NGX_HTTP_AGENTGOV_PIN_KEY];
+    size_t                    klen;
+    ngx_uint_t                changed;
+    ngx_http_agentgov_pin_t  *n;
+
+    if (tool.len > NGX_HTTP_AGENTGOV_NAME_MAX || name.len > AG_MCP_NAME_MAX) {
+        return NGX_AGENTGOV_STORE_NOT_FOUND;
+    }
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    n = ngx_http_agentgov_pin_lookup(s, tool, name, key, &klen);
+    changed = n && n->changed;
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    return changed ? NGX_AGENTGOV_STORE_OK : NGX_AGENTGOV_STORE_NOT_FOUND;
+}
+
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_pin_accept(ngx_http_agentgov_store_t *s, ag_str_t tool,
+    ag_str_t name, ag_str_t digest)
+{
+    u_char                         key[NGX_HTTP_AGENTGOV_PIN_KEY];
+    size_t                         klen;
+    ngx_http_agentgov_pin_t       *n;
+    ngx_http_agentgov_store_rc_e   rc;
+
+    if (tool.len > NGX_HTTP_AGENTGOV_NAME_MAX || name.len > AG_MCP_NAME_MAX
+        || digest.len != AG_MCP_DIGEST_HEX)
+    {
+        return NGX_AGENTGOV_STORE_ERROR;
+    }
+
+    rc = NGX_AGENTGOV_STORE_OK;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    n = ngx_http_agentgov_pin_lookup(s, tool, name, key, &klen);
+
+    if (n == NULL) {
+        n = ngx_http_agentgov_pin_create(s, key, klen, ngx_time());
+        if (n == NULL) {
+            rc = NGX_AGENTGOV_STORE_FULL;
+            goto done;
+        }
+    }
+
+    ngx_memcpy(n->pinned, digest.p, AG_MCP_DIGEST_HEX);
+
+    if (n->changed && ngx_memcmp(n->seen, digest.p, AG_MCP_DIGEST_HEX) == 0) {
+        n->changed = 0;
+    }
+
+done:
+
+    ngx_shmtx_unlock(&s->shpool->mutex);
+
+    return rc;
+}
+
+
+void
+ngx_http_agentgov_store_pin_list(ngx_http_agentgov_store_t *s, ag_str_t tool,
+    ngx_http_agentgov_pins_pt handler, void *data)
+{
+    ag_str_t                  name, pinned, seen;
+    ngx_queue_t              *q;
+    ngx_http_agentgov_pin_t  *n;
+
+    ngx_shmtx_lock(&s->shpool->mutex);
+
+    for (q = ngx_queue_head(&s->sh->pins_queue);
+         q != ngx_queue_sentinel(&s->sh->pins_queue);
+         q = ngx_queue_next(q))
+    {
+        n = ngx_queue_data(q, ngx_http_agentgov_pin_t, queue);
+
+        if (n->sn.str.len <= tool.len || n->str[tool.len] != '\0'
+            || ngx_memcmp(n->str, tool.p, tool.len) != 0)
+        {
+            continue;
+        }
+
+        name.p = (const char *) n->str + tool.len + 1;
+        name.len = n->sn.str.len - tool.len - 1;
+        pinned.p = (const char *) n->pinned;
+        pinned.len = AG_MCP_DIGEST_HEX;
+        seen.p = (const char *) n->seen;
+        seen.len = n->changed ? AG_MCP_DIGEST_HEX : 0;
+
+        handler(data, name, pinned, seen);
     }
 
     ngx_shmtx_unlock(&s->shpool->mutex);

@@ -17,7 +17,7 @@
 
 FUZZ_TARGETS    := json policy policy_index call jwt jwt_claims jwks spiffe \
                    spiffe_id match task task_plan audit_read audit \
-                   audit_tail secrets
+                   audit_tail secrets mcp mcp_filter
 FUZZ_RUN        ?= $(FUZZ_TARGETS)
 FUZZ_SECONDS    ?= 30
 FUZZ_CC         ?= clang
@@ -44,6 +44,8 @@ FUZZ_MAXLEN_audit_read   := 8192
 FUZZ_MAXLEN_audit        := 8192
 FUZZ_MAXLEN_audit_tail   := 4096
 FUZZ_MAXLEN_secrets      := 4096
+FUZZ_MAXLEN_mcp          := 4096
+FUZZ_MAXLEN_mcp_filter   := 4096
 
 # more libFuzzer options per target: the slow structured ones would
 # otherwise spend their run on short inputs (-len_control)

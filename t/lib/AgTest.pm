@@ -420,6 +420,42 @@ sub start_echo {
     return $self;
 }
 
+# The MCP server of t/mcp (the official SDK's) on a free port; options:
+# json => 1 (application/json answers instead of SSE), desc_file => FILE (the
+# description of read_file), log => FILE. Returns its port.
+sub start_mcp {
+    my ($self, %o) = @_;
+    my $port = $self->free_port;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        $ENV{AGENTGOV_BUILD} = $BUILD;
+        open STDOUT, '>', '/dev/null';
+        exec 'node', "$ROOT/t/mcp/server.mjs", '--port', $port,
+            ($o{json} ? '--json' : ()),
+            ($o{desc_file} ? ('--desc-file', $o{desc_file}) : ()),
+            ($o{log} ? ('--log', $o{log}) : ());
+        exit 127;
+    }
+    push @{ $self->{procs} }, $pid;
+    $self->wait_port($port);
+    return $port;
+}
+
+# The SDK's MCP client (t/mcp/client.mjs) against URL with headers, running
+# ops; returns one decoded JSON line per op.
+sub mcp_client {
+    my ($self, $url, $headers, @ops) = @_;
+    my @args = ('node', "$ROOT/t/mcp/client.mjs", '--url', $url);
+    for (my $i = 0; $i < @$headers; $i += 2) {
+        push @args, '--header', "$headers->[$i]: $headers->[$i + 1]";
+    }
+    local $ENV{AGENTGOV_BUILD} = $BUILD;
+    open my $fh, '-|', @args, @ops or die "node: $!";
+    my @out = map { $JSON->decode($_) } grep { /^\{/ } <$fh>;
+    close $fh;
+    return @out;
+}
+
 # One HTTP/1.1 request over a fresh connection. Returns a hash: status,
 # headers (lower-case names, arrays of values for repeats under headers_all),
 # body, json (decoded body when it is JSON).

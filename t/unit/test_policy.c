@@ -1032,6 +1032,115 @@ match_fields(void **state)
 }
 
 
+/* tools/list filtering: whether some call of the tool might be allowed */
+static int
+may(ag_policy_t *p, const char *call)
+{
+    tcall_t  tc;
+    int      rc;
+
+    mkcall(&tc, call);
+    rc = ag_policy_may_call(p, &tc.c);
+    json_decref(tc.obj);
+    return rc;
+}
+
+#define MCP_CALL(tool)                                                        \
+    "{'agent': 'bot', 'tool': 'files', 'method': 'POST', "                     \
+    " 'mcp': {'method': 'tools/call', 'tool': '" tool "'}}"
+
+static void
+may_call(void **state)
+{
+    ag_policy_t  *p;
+
+    (void) state;
+    p = load("{'agentgov': 1, 'default': 'deny', "
+             "'agents': {'bot': {'spiffe': 'spiffe://x/bot', 'owner': 'o'}, "
+             "           'bob': {'spiffe': 'spiffe://x/bob', 'owner': 'o'}}, "
+             "'groups': {'ops': [{'spiffe': 'spiffe://x/ops'}]}, "
+             "'tools': {'files': {'protocol': 'mcp'}, "
+             "          'other': {'protocol': 'mcp'}}, "
+             "'rules': ["
+             "{'id': 'read', 'effect': 'allow', 'tool': 'files', "
+             " 'mcp': {'tool': ['read_file', 'list_dir']}, "
+             " 'when': {'args:/path': {'glob': '/srv/**'}}},"
+             "{'id': 'get', 'effect': 'allow', 'tool': 'files', "
+             " 'mcp': {'tool': 'get_*'}},"
+             "{'id': 'rm', 'effect': 'deny', 'tool': 'files', "
+             " 'mcp': {'tool': 'rm_*'}},"
+             "{'id': 'rm-ok', 'effect': 'allow', 'tool': 'files', "
+             " 'mcp': {'tool': 'rm_tmp'}},"
+             "{'id': 'w', 'effect': 'deny', 'tool': 'files', "
+             " 'mcp': {'tool': 'write_file'}, "
+             " 'when': {'args:/path': {'glob': '/etc/**'}}},"
+             "{'id': 'w-ok', 'effect': 'allow', 'tool': 'files', "
+             " 'mcp': {'tool': 'write_file'}},"
+             "{'id': 'only-deny', 'effect': 'deny', 'tool': 'files', "
+             " 'mcp': {'tool': 'chmod'}, 'when': {'args:/mode': {'eq': 777}}},"
+             "{'id': 'wipe', 'effect': 'hold', 'tool': 'files', "
+             " 'mcp': {'tool': 'wipe'}, 'approvers': ['ops'], "
+             " 'when': {'args:/all': {'eq': true}}},"
+             "{'id': 'mon-deny', 'effect': 'deny', 'mode': 'monitor', "
+             " 'tool': 'files', 'mcp': {'tool': 'get_secret'}},"
+             "{'id': 'mon-allow', 'effect': 'allow', 'mode': 'monitor', "
+             " 'tool': 'files', 'mcp': {'tool': 'peek'}},"
+             "{'id': 'bob', 'effect': 'deny', 'agent': 'bob', "
+             " 'mcp': {'tool': 'get_*'}},"
+             "{'id': 'anywhere', 'effect': 'allow', 'mcp': {'tool': 'ping*'}}"
+             "]}");
+
+    /* an allow whose conditions read the arguments: it may pass */
+    assert_int_equal(may(p, MCP_CALL("read_file")), 1);
+    assert_int_equal(may(p, MCP_CALL("list_dir")), 1);
+    /* mcp.tool globs */
+    assert_int_equal(may(p, MCP_CALL("get_x")), 1);
+    assert_int_equal(may(p, MCP_CALL("getx")), 0);
+    assert_int_equal(may(p, MCP_CALL("rm_rf")), 0);
+    /* a deny without "when" wins over any allow */
+    assert_int_equal(may(p, MCP_CALL("rm_tmp")), 0);
+    /* a deny with "when" leaves room for the allow */
+    assert_int_equal(may(p, MCP_CALL("write_file")), 1);
+    /* ... but no allow: the default decides */
+    assert_int_equal(may(p, MCP_CALL("chmod")), 0);
+    /* no rule at all, default deny */
+    assert_int_equal(may(p, MCP_CALL("cat")), 0);
+    /* a hold may pass once approved */
+    assert_int_equal(may(p, MCP_CALL("wipe")), 1);
+    /* monitor-mode rules change nothing */
+    assert_int_equal(may(p, MCP_CALL("get_secret")), 1);
+    assert_int_equal(may(p, MCP_CALL("peek")), 0);
+    /* other match keys still count */
+    assert_int_equal(may(p, "{'agent': 'bob', 'tool': 'files', 'method': "
+                            "'POST', 'mcp': {'method': 'tools/call', "
+                            "'tool': 'get_x'}}"), 0);
+    assert_int_equal(may(p, "{'tool': 'other', 'method': 'POST', 'mcp': "
+                            "{'method': 'tools/call', 'tool': 'read_file'}}"),
+                     0);
+    /* rules that name no tool are found through the index too */
+    assert_int_equal(may(p, "{'tool': 'other', 'method': 'POST', 'mcp': "
+                            "{'method': 'tools/call', 'tool': 'ping2'}}"), 1);
+    ag_policy_free(p);
+
+    /* default allow: listed unless a deny without "when" matches */
+    p = load("{'agentgov': 1, 'default': 'allow', "
+             "'tools': {'files': {'protocol': 'mcp'}}, 'rules': ["
+             "{'id': 'rm', 'effect': 'deny', 'tool': 'files', "
+             " 'mcp': {'tool': 'rm_*'}},"
+             "{'id': 'w', 'effect': 'deny', 'tool': 'files', "
+             " 'mcp': {'tool': 'write_file'}, "
+             " 'when': {'args:/path': {'glob': '/etc/**'}}}]}");
+    assert_int_equal(may(p, MCP_CALL("cat")), 1);
+    assert_int_equal(may(p, MCP_CALL("write_file")), 1);
+    assert_int_equal(may(p, MCP_CALL("rm_rf")), 0);
+    ag_policy_free(p);
+
+    p = load("{'agentgov': 1, 'tools': {'files': {'protocol': 'mcp'}}}");
+    assert_int_equal(may(p, MCP_CALL("cat")), 0);
+    ag_policy_free(p);
+}
+
+
 static void
 empty_fields_never_match(void **state)
 {
@@ -3036,6 +3145,7 @@ main(void)
         cmocka_unit_test(trace_reasons),
         cmocka_unit_test(trace_same_decision),
         cmocka_unit_test(match_fields),
+        cmocka_unit_test(may_call),
         cmocka_unit_test(empty_fields_never_match),
         cmocka_unit_test(path_regex_doubt),
         cmocka_unit_test(invalid_top),
