@@ -27,16 +27,17 @@ $t->policy({
     tools => {
         files => { protocol => 'mcp' },
         sse   => { protocol => 'mcp' },
+        big   => { protocol => 'mcp' },
     },
-    intents => { work => { agents => ['bot', 'other'], tools => ['files', 'sse'], max_ttl => '1h' } },
+    intents => { work => { agents => ['bot', 'other'], tools => ['files', 'sse', 'big'], max_ttl => '1h' } },
     rules => [
-        { id => 'files-read', effect => 'allow', tool => ['files', 'sse'],
+        { id => 'files-read', effect => 'allow', tool => ['files', 'sse', 'big'],
           mcp => { tool => ['read_file', 'list_dir'] },
           when => { 'args:/path' => { glob => '/srv/tickets/**' } } },
-        { id => 'echo', effect => 'allow', tool => ['files', 'sse'], mcp => { tool => 'echo' } },
-        { id => 'no-secrets', effect => 'deny', tool => ['files', 'sse'], mcp => { tool => 'secret_tool' },
+        { id => 'echo', effect => 'allow', tool => ['files', 'sse', 'big'], mcp => { tool => 'echo' } },
+        { id => 'no-secrets', effect => 'deny', tool => ['files', 'sse', 'big'], mcp => { tool => 'secret_tool' },
           reason => 'never' },
-        { id => 'delete', effect => 'hold', tool => ['files', 'sse'], mcp => { tool => 'delete_file' },
+        { id => 'delete', effect => 'hold', tool => ['files', 'sse', 'big'], mcp => { tool => 'delete_file' },
           approvers => ['finance'], reason => 'deleting needs finance' },
         { id => 'readme', effect => 'allow', tool => 'files', mcp => { method => 'resources/read',
           resource => 'file:///srv/**' } },
@@ -48,6 +49,8 @@ my $desc = $t->dir . '/read_file.desc';
 $t->write_file('read_file.desc', 'Reads a file.');
 my $mcp = $t->start_mcp(json => 1, desc_file => $desc, log => $t->dir . '/logs/mcp.log');
 my $mcp_sse = $t->start_mcp();
+$t->write_file('big.desc', 'Reads a file. ' . ('All work and no play. ' x 10000));
+my $mcp_big = $t->start_mcp(json => 1, desc_file => $t->dir . '/big.desc');
 
 $t->config(<<"EOF2", workers => 2);
 @{[ $t->gateway_http(audit => 1) ]}
@@ -60,6 +63,12 @@ $t->config(<<"EOF2", workers => 2);
             proxy_pass http://127.0.0.1:$mcp/mcp;
             proxy_http_version 1.1;
             proxy_buffering off;
+        }
+        location /mcp/buffered {
+            agentgov on; agentgov_tool big;
+            proxy_pass http://127.0.0.1:$mcp_big/mcp;
+            proxy_http_version 1.1;
+            proxy_buffers 4 1k; proxy_buffer_size 1k; proxy_busy_buffers_size 2k;
         }
         location /mcp/sse {
             agentgov on; agentgov_tool sse;
@@ -213,6 +222,16 @@ $r = rpc('/mcp/sse', req('tools/list'));
 is_deeply(\@names, [qw(delete_file echo list_dir read_file)], 'tools/list in an SSE answer is filtered');
 $r = call('/mcp/sse', 'read_file', { path => '/srv/tickets/1' });
 is($r->{json}{result}{content}[0]{text}, 'contents of /srv/tickets/1', 'an SSE tools/call passes');
+
+# --- a large answer through small proxy buffers ---------------------------------------------------
+
+$r = initialize('/mcp/buffered');
+$r = rpc('/mcp/buffered', req('tools/list'));
+is($r->{status}, 200, 'a 220 KB tools/list through small proxy buffers (proxy_buffering on)');
+my ($rf) = grep { $_->{name} eq 'read_file' } @{ $r->{json}{result}{tools} // [] };
+is(length($rf->{description} // ''), length($t->read_file('big.desc')), 'is read whole and filtered');
+@names = sort map { $_->{name} } @{ $r->{json}{result}{tools} // [] };
+is_deeply(\@names, [qw(delete_file echo list_dir read_file)], 'filtered');
 
 # --- tool pinning ---------------------------------------------------------------------------
 
