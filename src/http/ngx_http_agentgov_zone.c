@@ -240,6 +240,8 @@ typedef struct {
     ngx_rbtree_t                     pins;       /* MCP, by tool NUL name */
     ngx_rbtree_node_t                pins_sentinel;
     ngx_queue_t                      pins_queue;
+    ngx_uint_t                       npins;
+    size_t                           pins_bytes; /* their snapshot sizes */
 } ngx_http_agentgov_sh_t;
 
 
@@ -278,7 +280,19 @@ typedef struct {
     ngx_uint_t                       stopped;
     ngx_uint_t                       nsuspended;
     ngx_uint_t                       ntasks;
+    ngx_uint_t                       npins;
 } ngx_http_agentgov_snapshot_t;
+
+/* a pin in a snapshot; its key ("tool NUL name") follows, 8-aligned */
+typedef struct {
+    size_t                           klen;
+    ngx_uint_t                       changed;
+    u_char                           pinned[AG_MCP_DIGEST_HEX];
+    u_char                           seen[AG_MCP_DIGEST_HEX];
+} ngx_http_agentgov_pin_snap_t;
+
+#define ngx_http_agentgov_pin_size(klen)                                      \
+    (sizeof(ngx_http_agentgov_pin_snap_t) + ngx_align(klen, 8))
 
 
 static ngx_int_t ngx_http_agentgov_zone_init(ngx_shm_zone_t *shm_zone,
@@ -3285,6 +3299,9 @@ ngx_http_agentgov_pin_create(ngx_http_agentgov_store_t *s, u_char *key,
     ngx_rbtree_insert(&s->sh->pins, &n->sn.node);
     ngx_queue_insert_tail(&s->sh->pins_queue, &n->queue);
 
+    s->sh->npins++;
+    s->sh->pins_bytes += ngx_http_agentgov_pin_size(klen);
+
     return n;
 }
 
@@ -3325,6 +3342,8 @@ ngx_http_agentgov_store_pin_see(ngx_http_agentgov_store_t *s, ag_str_t tool,
         ngx_memcpy(n->pinned, policy_pin.len ? policy_pin.p : digest.p,
                    AG_MCP_DIGEST_HEX);
 
+        s->sh->gen++;
+
         if (policy_pin.len == 0) {
             *result = NGX_HTTP_AGENTGOV_PIN_NEW;
             goto done;
@@ -3342,8 +3361,11 @@ ngx_http_agentgov_store_pin_see(ngx_http_agentgov_store_t *s, ag_str_t tool,
               ? NGX_HTTP_AGENTGOV_PIN_STILL_CHANGED
               : NGX_HTTP_AGENTGOV_PIN_CHANGED;
 
-    ngx_memcpy(n->seen, digest.p, AG_MCP_DIGEST_HEX);
-    n->changed = 1;
+    if (*result == NGX_HTTP_AGENTGOV_PIN_CHANGED) {
+        ngx_memcpy(n->seen, digest.p, AG_MCP_DIGEST_HEX);
+        n->changed = 1;
+        s->sh->gen++;
+    }
 
 done:
 
@@ -3411,6 +3433,8 @@ ngx_http_agentgov_store_pin_accept(ngx_http_agentgov_store_t *s, ag_str_t tool,
     if (n->changed && ngx_memcmp(n->seen, digest.p, AG_MCP_DIGEST_HEX) == 0) {
         n->changed = 0;
     }
+
+    s->sh->gen++;
 
 done:
 
@@ -3697,6 +3721,9 @@ ngx_http_agentgov_snapshot(ngx_http_agentgov_store_t *s, uint64_t *gen,
     ngx_rbtree_node_t              *node;
     ngx_http_agentgov_sh_t         *sh;
     ngx_http_agentgov_agent_t      *an;
+    ngx_queue_t                    *q;
+    ngx_http_agentgov_pin_t        *pin;
+    ngx_http_agentgov_pin_snap_t   *ps;
     ngx_http_agentgov_snapshot_t   *hdr;
     ngx_http_agentgov_task_node_t  *rec;
 
@@ -3710,7 +3737,7 @@ ngx_http_agentgov_snapshot(ngx_http_agentgov_store_t *s, uint64_t *gen,
     }
 
     n = sizeof(ngx_http_agentgov_snapshot_t) + sh->susp_bytes
-        + sh->live_bytes;
+        + sh->live_bytes + sh->pins_bytes;
 
     snap = ngx_alloc(n, ngx_cycle->log);
     if (snap == NULL) {
@@ -3725,6 +3752,7 @@ ngx_http_agentgov_snapshot(ngx_http_agentgov_store_t *s, uint64_t *gen,
     hdr->stopped = sh->stopped;
     hdr->nsuspended = 0;
     hdr->ntasks = 0;
+    hdr->npins = 0;
 
     if (sh->agents.root != sh->agents.sentinel) {
         for (node = ngx_rbtree_min(sh->agents.root, sh->agents.sentinel);
@@ -3772,6 +3800,27 @@ ngx_http_agentgov_snapshot(ngx_http_agentgov_store_t *s, uint64_t *gen,
         }
     }
 
+    for (q = ngx_queue_head(&sh->pins_queue);
+         q != ngx_queue_sentinel(&sh->pins_queue);
+         q = ngx_queue_next(q))
+    {
+        pin = ngx_queue_data(q, ngx_http_agentgov_pin_t, queue);
+
+        if ((size_t) (end - p) < ngx_http_agentgov_pin_size(pin->sn.str.len)) {
+            goto inconsistent;
+        }
+
+        ps = (ngx_http_agentgov_pin_snap_t *) p;
+        ps->klen = pin->sn.str.len;
+        ps->changed = pin->changed;
+        ngx_memcpy(ps->pinned, pin->pinned, AG_MCP_DIGEST_HEX);
+        ngx_memcpy(ps->seen, pin->seen, AG_MCP_DIGEST_HEX);
+        ngx_memcpy(p + sizeof(ngx_http_agentgov_pin_snap_t), pin->str,
+                   pin->sn.str.len);
+        p += ngx_http_agentgov_pin_size(pin->sn.str.len);
+        hdr->npins++;
+    }
+
     *gen = sh->gen;
     *size = p - snap;
 
@@ -3808,6 +3857,7 @@ ngx_http_agentgov_state_encode(u_char *snap, size_t size, size_t *len)
     size_t                          n, bound;
     ngx_uint_t                      i, j;
     ngx_http_agentgov_task_data_t  *d;
+    ngx_http_agentgov_pin_snap_t   *ps;
     ngx_http_agentgov_snapshot_t   *hdr;
 
     hdr = (ngx_http_agentgov_snapshot_t *) snap;
@@ -3816,7 +3866,7 @@ ngx_http_agentgov_state_encode(u_char *snap, size_t size, size_t *len)
     /* every byte of a string escapes to at most 6 (\u00XX) */
 
     bound = sizeof("{\"version\":,\"stopped\":false,\"suspended\":[],"
-                   "\"tasks\":[]}\n") + NGX_INT_T_LEN;
+                   "\"tasks\":[],\"pins\":[]}\n") + NGX_INT_T_LEN;
 
     p = snap + sizeof(ngx_http_agentgov_snapshot_t);
 
@@ -3834,6 +3884,12 @@ ngx_http_agentgov_state_encode(u_char *snap, size_t size, size_t *len)
         bound += 6 * n + NGX_HTTP_AGENTGOV_NSTR * 16
                  + 6 * (NGX_INT64_LEN + 16) + 3;
         p += ngx_http_agentgov_data_size(n);
+    }
+
+    for (i = 0; i < hdr->npins && p < end; i++) {
+        ps = (ngx_http_agentgov_pin_snap_t *) p;
+        bound += 6 * ps->klen + 3 * AG_MCP_DIGEST_HEX + 64;
+        p += ngx_http_agentgov_pin_size(ps->klen);
     }
 
     text = ngx_alloc(bound, ngx_cycle->log);
@@ -3887,6 +3943,33 @@ ngx_http_agentgov_state_encode(u_char *snap, size_t size, size_t *len)
                           "\"bucket_ms\":%L}",
                           (int) d->depth, d->granted, d->expires, d->calls,
                           d->bucket_mtok, d->bucket_ms);
+    }
+
+    str = ngx_cpymem(str, "],\"pins\":[", sizeof("],\"pins\":[") - 1);
+
+    for (i = 0; i < hdr->npins && p < end; i++) {
+        ps = (ngx_http_agentgov_pin_snap_t *) p;
+        q = p + sizeof(ngx_http_agentgov_pin_snap_t);
+        p += ngx_http_agentgov_pin_size(ps->klen);
+
+        /* the key is "tool NUL name" */
+        n = ngx_strnlen(q, ps->klen);
+
+        str = ngx_cpymem(str, i ? ",{\"tool\":" : "{\"tool\":",
+                         i ? sizeof(",{\"tool\":") - 1
+                           : sizeof("{\"tool\":") - 1);
+        str = ngx_http_agentgov_json_str(str, q, n);
+        str = ngx_cpymem(str, ",\"name\":", sizeof(",\"name\":") - 1);
+        str = ngx_http_agentgov_json_str(str, q + n + 1, ps->klen - n - 1);
+        str = ngx_sprintf(str, ",\"sha256\":\"%*s\",\"changed\":",
+                          (size_t) AG_MCP_DIGEST_HEX, ps->pinned);
+
+        if (ps->changed) {
+            str = ngx_sprintf(str, "\"%*s\"}", (size_t) AG_MCP_DIGEST_HEX,
+                              ps->seen);
+        } else {
+            str = ngx_cpymem(str, "null}", sizeof("null}") - 1);
+        }
     }
 
     str = ngx_cpymem(str, "]}\n", 3);
@@ -4171,12 +4254,112 @@ ngx_http_agentgov_state_load(ngx_http_agentgov_store_t *s, ngx_log_t *log)
 }
 
 
+/* One pin of agentgov_state: NULL, or what is wrong with it. */
+
+static const char *
+ngx_http_agentgov_state_pin(json_t *e)
+{
+    size_t       i;
+    json_t      *v;
+    const char  *key, *hex;
+
+    if (!json_is_object(e)) {
+        return "a pin is not an object";
+    }
+
+    json_object_foreach(e, key, v) {
+        if (ngx_strcmp(key, "tool") != 0 && ngx_strcmp(key, "name") != 0
+            && ngx_strcmp(key, "sha256") != 0
+            && ngx_strcmp(key, "changed") != 0)
+        {
+            return ngx_http_agentgov_state_err("unknown key in a pin", key);
+        }
+    }
+
+    v = json_object_get(e, "tool");
+    if (!json_is_string(v) || json_string_length(v) == 0
+        || json_string_length(v) > NGX_HTTP_AGENTGOV_NAME_MAX
+        || ngx_strlen(json_string_value(v)) != json_string_length(v))
+    {
+        return "a pin's tool is not a name";
+    }
+
+    v = json_object_get(e, "name");
+    if (!json_is_string(v) || json_string_length(v) == 0
+        || json_string_length(v) > AG_MCP_NAME_MAX
+        || ngx_strlen(json_string_value(v)) != json_string_length(v))
+    {
+        return "a pin's name is not an MCP tool name";
+    }
+
+    for (key = "sha256"; key; key = key[0] == 's' ? "changed" : NULL) {
+        v = json_object_get(e, key);
+
+        if (key[0] == 'c' && json_is_null(v)) {
+            continue;
+        }
+
+        if (!json_is_string(v) || json_string_length(v) != AG_MCP_DIGEST_HEX) {
+            return "a pin's digest is not 64 hex digits";
+        }
+
+        hex = json_string_value(v);
+
+        for (i = 0; i < AG_MCP_DIGEST_HEX; i++) {
+            if (!ngx_strchr("0123456789abcdef", hex[i])) {
+                return "a pin's digest is not 64 hex digits";
+            }
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_agentgov_state_pin_restore(ngx_http_agentgov_store_t *s, json_t *e,
+    int64_t now)
+{
+    u_char                    key[NGX_HTTP_AGENTGOV_PIN_KEY];
+    size_t                    klen;
+    json_t                   *changed;
+    ag_str_t                  tool, name;
+    ngx_http_agentgov_pin_t  *n;
+
+    tool.p = json_string_value(json_object_get(e, "tool"));
+    tool.len = ngx_strlen(tool.p);
+    name.p = json_string_value(json_object_get(e, "name"));
+    name.len = json_string_length(json_object_get(e, "name"));
+
+    n = ngx_http_agentgov_pin_lookup(s, tool, name, key, &klen);
+
+    if (n == NULL) {
+        n = ngx_http_agentgov_pin_create(s, key, klen, now);
+        if (n == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_memcpy(n->pinned, json_string_value(json_object_get(e, "sha256")),
+               AG_MCP_DIGEST_HEX);
+
+    changed = json_object_get(e, "changed");
+    n->changed = json_is_string(changed);
+
+    if (n->changed) {
+        ngx_memcpy(n->seen, json_string_value(changed), AG_MCP_DIGEST_HEX);
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_agentgov_state_restore(ngx_http_agentgov_store_t *s, json_t *root,
     int64_t now, ngx_log_t *log, ngx_str_t *file)
 {
     size_t                          i, n, strs, skipped;
-    json_t                         *v, *tasks, *susp, *e;
+    json_t                         *v, *tasks, *susp, *e, *pins;
     uint32_t                        hash;
     ag_task_t                      *tv, *t;
     const char                     *key, *err, *name;
@@ -4198,7 +4381,8 @@ ngx_http_agentgov_state_restore(ngx_http_agentgov_store_t *s, json_t *root,
     json_object_foreach(root, key, v) {
         if (ngx_strcmp(key, "version") != 0 && ngx_strcmp(key, "tasks") != 0
             && ngx_strcmp(key, "suspended") != 0
-            && ngx_strcmp(key, "stopped") != 0)
+            && ngx_strcmp(key, "stopped") != 0
+            && ngx_strcmp(key, "pins") != 0)
         {
             err = ngx_http_agentgov_state_err("unknown key", key);
             goto malformed;
@@ -4225,6 +4409,21 @@ ngx_http_agentgov_state_restore(ngx_http_agentgov_store_t *s, json_t *root,
     if (!json_is_array(tasks) || !json_is_array(susp)) {
         err = "\"tasks\" or \"suspended\" is not an array";
         goto malformed;
+    }
+
+    /* MCP pins (absent from files of earlier versions) */
+    pins = json_object_get(root, "pins");
+
+    if (pins && !json_is_array(pins)) {
+        err = "\"pins\" is not an array";
+        goto malformed;
+    }
+
+    json_array_foreach(pins, i, e) {
+        err = ngx_http_agentgov_state_pin(e);
+        if (err) {
+            goto malformed;
+        }
     }
 
     /* everything is checked before anything is restored */
@@ -4353,12 +4552,19 @@ ngx_http_agentgov_state_restore(ngx_http_agentgov_store_t *s, json_t *root,
         }
     }
 
+    json_array_foreach(pins, i, e) {
+        if (ngx_http_agentgov_state_pin_restore(s, e, now) != NGX_OK) {
+            goto full;
+        }
+    }
+
     ngx_log_error(NGX_LOG_NOTICE, log, 0,
                   "agentgov_state \"%V\": restored %ui live tasks, %ui "
-                  "suspended agents%s; %uz tasks that expired (or whose "
-                  "parent did) were left out",
+                  "suspended agents%s, %ui MCP pins; %uz tasks that expired "
+                  "(or whose parent did) were left out",
                   file, sh->live, sh->suspended,
-                  sh->stopped ? ", all agents stopped" : "", skipped);
+                  sh->stopped ? ", all agents stopped" : "", sh->npins,
+                  skipped);
 
     if (tv) {
         ngx_free(tv);

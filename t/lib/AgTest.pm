@@ -422,10 +422,11 @@ sub start_echo {
 
 # The MCP server of t/mcp (the official SDK's) on a free port; options:
 # json => 1 (application/json answers instead of SSE), desc_file => FILE (the
-# description of read_file), log => FILE. Returns its port.
+# description of read_file), log => FILE, port => PORT (default: a free
+# one). Returns its port.
 sub start_mcp {
     my ($self, %o) = @_;
-    my $port = $self->free_port;
+    my $port = $o{port} // $self->free_port;
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         $ENV{AGENTGOV_BUILD} = $BUILD;
