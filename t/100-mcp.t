@@ -179,6 +179,11 @@ is($r->{json}[0]{error}{code}, -32001, 'the allowed member is refused with its b
 like($r->{json}[0]{error}{message}, qr/message 2/, 'naming the refused member');
 ok($r->{json}[1]{result}{isError}, 'the refused member gets its own refusal');
 
+$r = rpc('/mcp/files', [ req('tools/call', { name => 'echo', arguments => { text => 'AKIA' . ('Q' x 16) } }),
+                         req('ping') ]);
+is($r->{json}[0]{result}{_meta}{agentgov}{error}, 'secret_in_request', 'a key in a batch: the call is refused');
+is($r->{json}[1]{error}{data}{error}, 'secret_in_request', 'and so is every other member');
+
 # --- malformed JSON-RPC ------------------------------------------------------------------------
 
 for my $case (

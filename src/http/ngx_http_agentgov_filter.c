@@ -173,7 +173,7 @@ ngx_http_agentgov_filter_session(ngx_http_request_t *r,
 
     s = ngx_http_agentgov_store(r);
 
-    if (s == NULL || !ctx->has_task) {
+    if (s == NULL || !ctx->has_task || r->headers_out.status >= 300) {
         return NGX_OK;
     }
 

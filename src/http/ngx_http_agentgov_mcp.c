@@ -59,6 +59,9 @@ ngx_http_agentgov_mcp_parse(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     ctx->mcp_error = NULL;
     ctx->mcp = b;
 
+    /* a refusal before the rules (secrets) is every member's */
+    ctx->mcp_refused = -1;
+
     /* body: conditions read the JSON-RPC envelope */
     ctx->body = b->root;
 
