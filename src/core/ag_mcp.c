@@ -20,6 +20,11 @@
 
 #define AG_MCP_CANON  (JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)
 
+#define AG_MCP_STR_(x)  #x
+#define AG_MCP_STR(x)   AG_MCP_STR_(x)
+#define AG_MCP_NAME_RULE                                                       \
+    "a non-empty string of at most " AG_MCP_STR(AG_MCP_NAME_MAX) " bytes"
+
 #define AG_SSE_BOM      "\xef\xbb\xbf"
 #define AG_SSE_BOM_LEN  3
 
@@ -30,6 +35,8 @@ static int
 ag_mcp_fail(ag_mcp_error_t *e, int code, json_t *id, size_t member,
     const char *msg)
 {
+    char  *c;
+
     e->code = code;
     e->id = id ? json_incref(id) : NULL;
 
@@ -39,6 +46,14 @@ ag_mcp_fail(ag_mcp_error_t *e, int code, json_t *id, size_t member,
                  msg);
     } else {
         snprintf(e->message, sizeof(e->message), "%s", msg);
+    }
+
+    /* the parser's errors quote the agent's bytes, and truncation may cut
+       a sequence: printable ASCII always encodes into the answer */
+    for (c = e->message; *c != '\0'; c++) {
+        if (*c < 0x20 || *c > 0x7e) {
+            *c = '?';
+        }
     }
 
     return -1;
@@ -90,8 +105,7 @@ ag_mcp_params(ag_mcp_msg_t *m, json_t *params)
     if (ag_mcp_is(m->method, "tools/call")) {
         v = json_object_get(params, "name");
         if (ag_mcp_name(v, &m->tool) != 0) {
-            return "tools/call needs params.name, a non-empty string of at "
-                   "most 1024 bytes";
+            return "tools/call needs params.name, " AG_MCP_NAME_RULE;
         }
 
         v = json_object_get(params, "arguments");
@@ -103,15 +117,13 @@ ag_mcp_params(ag_mcp_msg_t *m, json_t *params)
     } else if (ag_mcp_is(m->method, "resources/read")) {
         v = json_object_get(params, "uri");
         if (ag_mcp_name(v, &m->resource) != 0) {
-            return "resources/read needs params.uri, a non-empty string of "
-                   "at most 1024 bytes";
+            return "resources/read needs params.uri, " AG_MCP_NAME_RULE;
         }
 
     } else if (ag_mcp_is(m->method, "prompts/get")) {
         v = json_object_get(params, "name");
         if (ag_mcp_name(v, &m->prompt) != 0) {
-            return "prompts/get needs params.name, a non-empty string of at "
-                   "most 1024 bytes";
+            return "prompts/get needs params.name, " AG_MCP_NAME_RULE;
         }
     }
 
@@ -136,8 +148,9 @@ ag_mcp_message(json_t *v, ag_mcp_msg_t *m)
     id = json_object_get(v, "id");
     if (id != NULL) {
         if (!ag_mcp_id_ok(id)) {
-            return json_is_string(id) ? "id longer than 256 bytes"
-                                      : "id must be a string or an integer";
+            return json_is_string(id)
+                   ? "id longer than " AG_MCP_STR(AG_MCP_ID_MAX) " bytes"
+                   : "id must be a string or an integer";
         }
         m->id = id;
     }
@@ -174,7 +187,7 @@ ag_mcp_message(json_t *v, ag_mcp_msg_t *m)
         return "method must be a non-empty string";
     }
     if (ag_mcp_name(method, &m->method) != 0) {
-        return "method longer than 1024 bytes";
+        return "method longer than " AG_MCP_STR(AG_MCP_NAME_MAX) " bytes";
     }
 
     /* read two ways, as a request and as a response, it is neither */

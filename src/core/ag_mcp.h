@@ -53,8 +53,8 @@ typedef struct {
 } ag_mcp_body_t;
 
 /* Why a body was refused: -32700 or -32600, the id of the offending message
-   when it could be read (a new reference, or NULL), and a message that names
-   the batch member ("message 3: ..."). */
+   when it could be read (a new reference, or NULL), and a message in
+   printable ASCII that names the batch member ("message 3: ..."). */
 typedef struct {
     int            code;
     json_t        *id;

@@ -5,9 +5,9 @@
  * Oracles:
  *
  * - a refusal is -32700 exactly when ag_json_parse refuses the bytes (and
- *   then has no id), else -32600; its message is not empty; its id, when
- *   there is one, is a valid id; the error answer built from it encodes to
- *   JSON that ag_json_parse accepts;
+ *   then has no id), else -32600; its message is printable ASCII and not
+ *   empty; its id, when there is one, is a valid id; the error answer
+ *   built from it encodes to JSON that ag_json_parse accepts;
  * - an accepted body: one message or a batch of 1 to 100; each message's
  *   kind agrees with its id and method; ids are strings of at most 256
  *   bytes or integers; every name the parser gives out is the string in
@@ -269,6 +269,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         ag_fuzz_assert(b.root == NULL && b.msgs == NULL && b.n == 0);
         ag_fuzz_assert(e.message[0] != '\0');
+        for (i = 0; e.message[i] != '\0'; i++) {
+            ag_fuzz_assert(e.message[i] >= 0x20 && e.message[i] <= 0x7e);
+        }
         ag_fuzz_assert(e.code == (root == NULL ? AG_MCP_PARSE_ERROR
                                                : AG_MCP_INVALID_REQUEST));
         ag_fuzz_assert(e.code == AG_MCP_INVALID_REQUEST || e.id == NULL);

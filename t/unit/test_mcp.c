@@ -63,6 +63,12 @@ refused_(const char *text, size_t len, int code, const char *want_msg,
                  e.message);
     }
 
+    for (n = 0; e.message[n] != '\0'; n++) {
+        if (e.message[n] < 0x20 || e.message[n] > 0x7e) {
+            fail_msg("line %d: message byte %zu not printable ASCII", line, n);
+        }
+    }
+
     n = strlen(want_msg);
     if (n > 0 && want_msg[n - 1] == '*'
         ? strncmp(e.message, want_msg, n - 1) != 0
@@ -275,6 +281,9 @@ parse_errors(void **state)
                 AG_MCP_PARSE_ERROR, "malformed JSON*", NULL);
     refused_raw("{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"\\u0000\"}",
                 AG_MCP_PARSE_ERROR, "malformed JSON*", NULL);
+    /* the parser quotes the bytes it stopped at: the message stays ASCII */
+    refused_raw("[{\"j\\u16d\xcc\xa2", AG_MCP_PARSE_ERROR,
+                "malformed JSON*", NULL);
     /* a string that is not UTF-8 in an id or a key */
     refused_raw("{\"jsonrpc\": \"2.0\", \"id\": \"\xc3\x28\", \"method\": \"x\"}",
                 AG_MCP_PARSE_ERROR, "malformed JSON*", NULL);
