@@ -282,6 +282,9 @@ is($r->{json}{result}{_meta}{agentgov}{approval}, $aid, 'asked again while pendi
 
 my $a = $t->request('GET', "/agentgov/v1/approvals/$aid", headers => ['Authorization' => "Bearer $fay"]);
 is($a->{json}{state}, 'pending', 'the approver sees it pending');
+is_deeply($a->{json}{action}, { mcp_method => 'tools/call', mcp_tool => 'delete_file' },
+          'as the MCP call it is');
+like($a->{json}{preview}, qr/delete_file/, 'with its arguments in the preview');
 
 $a = $t->request('POST', "/agentgov/v1/approvals/$aid", headers => ['Authorization' => "Bearer $fay",
                  'Content-Type' => 'application/json'], body => { decision => 'approve' });
@@ -323,6 +326,7 @@ my @recs = $t->audit_records;
 my ($rec) = grep { ($_->{action}{mcp_tool} // '') eq 'secret_tool' && $_->{event} eq 'call' } @recs;
 is($rec->{action}{mcp_method}, 'tools/call', 'a call record names the MCP method');
 is($rec->{decision}, 'deny', 'and its decision');
+is($rec->{status}, 200, 'and the status the agent got (a JSON-RPC answer)');
 ok((grep { $_->{event} eq 'tool' && ($_->{op} // '') eq 'changed'
            && $_->{action}{mcp_tool} eq 'read_file' } @recs), 'a changed definition is audited');
 ok((grep { $_->{event} eq 'tool' && ($_->{op} // '') eq 'accept' } @recs), 'and its acceptance');

@@ -272,6 +272,8 @@ ngx_int_t ngx_http_agentgov_mcp_eval(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
 ngx_int_t ngx_http_agentgov_mcp_refuse(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
+ngx_uint_t ngx_http_agentgov_mcp_status(ngx_http_agentgov_ctx_t *ctx,
+    ngx_http_agentgov_refusal_t *ref);
 ngx_int_t ngx_http_agentgov_mcp_pins(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_str_t *tool, ngx_str_t *who,
     json_t *body);

@@ -72,17 +72,40 @@ ngx_http_agentgov_hold_rules(const ag_policy_t *p, ag_str_t ids,
 static json_t *
 ngx_http_agentgov_hold_json(const ngx_http_agentgov_hold_t *h)
 {
-    char        t[32];
-    size_t      i;
-    json_t     *o, *votes, *action;
+    char         t[32];
+    size_t       i;
+    json_t      *o, *votes, *action;
+    const char  *what;
+    ag_str_t const  *m;
 
 #define hs(i)  h->str[i].p ? json_stringn(h->str[i].p, h->str[i].len)       \
                            : json_string("")
 
-    action = json_pack("{s:o, s:o, s:o}",
-                       "method", hs(NGX_HTTP_AGENTGOV_H_METHOD),
-                       "host", hs(NGX_HTTP_AGENTGOV_H_HOST),
-                       "path", hs(NGX_HTTP_AGENTGOV_H_PATH));
+    m = &h->str[NGX_HTTP_AGENTGOV_H_METHOD];
+
+    if (m->p && ngx_strlchr((u_char *) m->p, (u_char *) m->p + m->len, '/')) {
+        /* an MCP call: {mcp_method, mcp_tool | mcp_resource | mcp_prompt} */
+        what = (m->len == sizeof("resources/read") - 1
+                && ngx_strncmp(m->p, "resources/read", m->len) == 0)
+               ? "mcp_resource"
+               : (m->len == sizeof("prompts/get") - 1
+                  && ngx_strncmp(m->p, "prompts/get", m->len) == 0)
+                 ? "mcp_prompt" : "mcp_tool";
+
+        action = json_pack("{s:o}", "mcp_method",
+                           hs(NGX_HTTP_AGENTGOV_H_METHOD));
+
+        if (action && h->str[NGX_HTTP_AGENTGOV_H_PATH].len) {
+            (void) json_object_set_new(action, what,
+                                       hs(NGX_HTTP_AGENTGOV_H_PATH));
+        }
+
+    } else {
+        action = json_pack("{s:o, s:o, s:o}",
+                           "method", hs(NGX_HTTP_AGENTGOV_H_METHOD),
+                           "host", hs(NGX_HTTP_AGENTGOV_H_HOST),
+                           "path", hs(NGX_HTTP_AGENTGOV_H_PATH));
+    }
 
     o = json_pack("{s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                   "id", hs(NGX_HTTP_AGENTGOV_H_ID),

@@ -1055,9 +1055,11 @@ ngx_http_agentgov_audit_call(ngx_http_request_t *r,
         rec.error.p = ref->code;
         rec.error.len = ngx_strlen(ref->code);
 
-        /* what the agent was answered; a monitored call has a result */
-        if (ctx->decision_name.len == 0) {
-            rec.status = (int) ref->status;
+        /* what the agent was answered (a refused MCP call: the status of
+           its JSON-RPC answer); a monitored call, not decided yet, goes on
+           and has a result */
+        if (ctx->decision_name.len == 0 || ctx->decided) {
+            rec.status = (int) ngx_http_agentgov_mcp_status(ctx, ref);
         }
     }
 

@@ -310,7 +310,7 @@ ngx_http_agentgov_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
             break;
         }
 
-        rc = f->why ? -1
+        rc = f->why || f->len == 0 ? -1
              : ag_mcp_filter_message((const char *) f->data, f->len,
                                      ngx_http_agentgov_filter_keep, f, &out,
                                      &outlen);
@@ -372,8 +372,10 @@ ngx_http_agentgov_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         }
 
         /* the unfinished event waits for the rest */
-        f->len -= off;
-        ngx_memmove(f->data, f->data + off, f->len);
+        if (off) {
+            f->len -= off;
+            ngx_memmove(f->data, f->data + off, f->len);
+        }
 
         if (f->why) {
             if (ngx_http_agentgov_filter_refused(f, &ll) != NGX_OK) {

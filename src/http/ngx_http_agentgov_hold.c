@@ -200,9 +200,22 @@ ngx_http_agentgov_hold(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_INTENT, ctx->call.intent);
     ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_CHAIN, ctx->call.chain);
     ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_TOOL, ctx->call.tool);
-    ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_METHOD, ctx->call.method);
-    ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_HOST, ctx->call.host);
-    ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_PATH, ctx->call.path);
+
+    if (ctx->mcp) {
+        /* an MCP call's action: its JSON-RPC method and what it names
+           (a method with a '/' tells the API it is one) */
+        ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_METHOD, ctx->call.mcp_method);
+        ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_PATH,
+                               ctx->call.mcp_tool.len ? ctx->call.mcp_tool
+                               : ctx->call.mcp_resource.len
+                                 ? ctx->call.mcp_resource
+                                 : ctx->call.mcp_prompt);
+
+    } else {
+        ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_METHOD, ctx->call.method);
+        ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_HOST, ctx->call.host);
+        ngx_http_agentgov_hset(NGX_HTTP_AGENTGOV_H_PATH, ctx->call.path);
+    }
 
 #undef ngx_http_agentgov_hset
 

@@ -298,6 +298,34 @@ ngx_http_agentgov_mcp_session(ngx_http_request_t *r,
 }
 
 
+/* The HTTP status a refusal is answered with (mcp_refuse's choice). */
+
+ngx_uint_t
+ngx_http_agentgov_mcp_status(ngx_http_agentgov_ctx_t *ctx,
+    ngx_http_agentgov_refusal_t *ref)
+{
+    size_t  i;
+
+    if (ctx->mcp_error && !ctx->mcp_http) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (ctx->mcp == NULL || ctx->mcp_http
+        || ref->status == NGX_HTTP_UNAUTHORIZED)
+    {
+        return ref->status;
+    }
+
+    for (i = 0; i < ctx->mcp->n; i++) {
+        if (ctx->mcp->msgs[i].kind == AG_MCP_REQUEST) {
+            return NGX_HTTP_OK;
+        }
+    }
+
+    return ref->status;
+}
+
+
 /*
  * The JSON-RPC answer in place of refused messages (SPEC section 9): HTTP
  * 200 with one answer per request of the body, or, for a malformed body,
@@ -477,7 +505,11 @@ ngx_http_agentgov_mcp_cstr(ngx_http_request_t *r, u_char *p, size_t len)
         return NULL;
     }
 
-    *ngx_cpymem(s, p, len) = '\0';
+    if (len) {
+        ngx_memcpy(s, p, len);
+    }
+
+    s[len] = '\0';
 
     return s;
 }
