@@ -59,7 +59,7 @@ deps-node:
 	   echo "$(NODE_PKGS)" | cmp -s - $(NODE_STAMP); } || { \
 	    echo "agentgov: installing npm packages: $(NODE_PKGS)" && \
 	    mkdir -p $(BUILD)/node && \
-	    npm install --prefix $(BUILD)/node --no-audit --no-fund --no-save \
+	    npm install --prefix $(BUILD)/node --cache $(BUILD)/node/.npm-cache --no-audit --no-fund --no-save \
 	        --loglevel=error $(NODE_PKGS) && \
 	    echo "$(NODE_PKGS)" > $(NODE_STAMP); }
 # --- end node -------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo gateway of `make run` / `make stop`: Debian's nginx with the module
 # on 127.0.0.1:8080, demo tool APIs served by the same nginx on 127.0.0.1:8081
-# and :8082, dev keys and the example policy, all under build/run/.
+# and :8082, the MCP tool `files` (t/mcp/server.mjs, on the official MCP SDK)
+# on 127.0.0.1:8083, dev keys and the example policy, all under build/run/.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,18 +11,63 @@ nginx=${NGINX_BIN:-/usr/sbin/nginx}
 run=$build/run
 cli=$build/agentgov
 port=${AGENTGOV_DEMO_PORT:-8080}
+mcp_port=${AGENTGOV_DEMO_MCP_PORT:-8083}
+
+# the pid of the demo's MCP server, if it is still that process
+mcp_pid() {
+    local pid
+    [ -f "$run/mcp.pid" ] || return 1
+    pid=$(cat "$run/mcp.pid")
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
+        tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q 't/mcp/server.mjs' || return 1
+    echo "$pid"
+}
 
 stop() {
+    local stopped= pid
     if [ -f "$run/nginx.pid" ] && kill -0 "$(cat "$run/nginx.pid")" 2>/dev/null; then
         "$nginx" -p "$run/" -c "$run/nginx.conf" -s quit 2>/dev/null || true
         for _ in $(seq 50); do
             [ -f "$run/nginx.pid" ] || break
             sleep 0.1
         done
+        stopped=1
+    fi
+    if pid=$(mcp_pid); then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        stopped=1
+    fi
+    rm -f "$run/mcp.pid"
+    if [ -n "$stopped" ]; then
         echo "agentgov demo stopped"
     else
         echo "agentgov demo is not running"
     fi
+}
+
+# the MCP tool `files`: a real MCP server (streamable HTTP, JSON answers) on
+# 127.0.0.1:$mcp_port/mcp; its output goes to logs/mcp.log
+start_mcp() {
+    local pid
+    : > "$run/logs/mcp.log"
+    AGENTGOV_BUILD=$build nohup node "$root/t/mcp/server.mjs" --port "$mcp_port" --json \
+        </dev/null >>"$run/logs/mcp.log" 2>&1 &
+    pid=$!
+    echo "$pid" > "$run/mcp.pid"
+    for _ in $(seq 100); do
+        grep -q '^ready ' "$run/logs/mcp.log" && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "agentgov demo: the MCP server did not start on 127.0.0.1:$mcp_port:" >&2
+    cat "$run/logs/mcp.log" >&2
+    kill -TERM "$pid" 2>/dev/null || true
+    rm -f "$run/mcp.pid"
+    exit 1
 }
 
 start() {
@@ -129,6 +175,15 @@ http {
             agentgov_tool payments;
             proxy_pass https://127.0.0.1:8082/;
         }
+
+        # an MCP tool: each JSON-RPC message is decided (docs/mcp.md)
+        location /mcp/files {
+            agentgov on;
+            agentgov_tool files;
+            proxy_pass http://127.0.0.1:$mcp_port/mcp;
+            proxy_http_version 1.1;
+            proxy_buffering off;
+        }
     }
 
     # demo tool APIs (HTTPS)
@@ -150,6 +205,7 @@ http {
 CONF
 
     stop >/dev/null
+    start_mcp
     "$nginx" -p "$run/" -c "$run/nginx.conf"
 
     agent=$("$cli" token --key "$run/keys/idp.pem" --iss agentgov-dev --sub support-bot --ttl 12h)
@@ -167,6 +223,12 @@ CONF
         exit 1
     }
     echo "$task" > "$run/task.token"
+
+    # the MCP client finds the SDK under build/ unless told otherwise
+    client=
+    if [ "$build" != "$root/build" ]; then
+        client="AGENTGOV_BUILD=$build "
+    fi
 
     cat <<TXT
 agentgov demo running on http://127.0.0.1:$port (logs in $run/logs)
@@ -205,8 +267,26 @@ and, from another shell, the approver lists it and approves (or "deny"):
 refused (a key in the call: agents never send keys, the gateway adds the tool's credential):
   curl -i -H "Agent-Authorization: Bearer \$AGENT" -H "Agent-Task: \$TASK" -H 'X-Note: AKIAIOSFODNN7EXAMPLE' http://127.0.0.1:$port/tools/tickets/v1/tickets/42
 
-the tools are HTTPS (verified with a dev CA) and get a credential the agent never sees;
+the tickets and payments tools are HTTPS (verified with a dev CA); every tool, the MCP one too,
+gets a credential the agent never sees;
 the gateway's public keys, to verify the JWTs it mints: http://127.0.0.1:$port/.well-known/jwks.json
+
+MCP: the tool \`files\` is an MCP server behind http://127.0.0.1:$port/mcp/files; each JSON-RPC
+message is decided (docs/mcp.md). The MCP SDK's client, from the top of the tree: tools/list, an
+allowed read, a refused one (a tool error result the model reads), a delete held for finance:
+  ${client}node t/mcp/client.mjs --url http://127.0.0.1:$port/mcp/files \\
+       --header "Agent-Authorization: Bearer \$AGENT" --header "Agent-Task: \$TASK" \\
+       list 'call:read_file:{"path":"/srv/tickets/7.txt"}' 'call:read_file:{"path":"/etc/passwd"}' \\
+       'call:delete_file:{"path":"/srv/tickets/7.txt"}'
+
+the delete answers "approval_pending" with the approval's id in result._meta.agentgov.approval;
+the approver approves it (within 2 minutes), and the identical call then passes, once:
+  APPROVER=\$(cat $run/approver.token)
+  curl -s -H "Authorization: Bearer \$APPROVER" -H 'Content-Type: application/json' \\
+       -d '{"decision": "approve", "reason": "checked"}' http://127.0.0.1:$port/agentgov/v1/approvals/<id>
+  ${client}node t/mcp/client.mjs --url http://127.0.0.1:$port/mcp/files \\
+       --header "Agent-Authorization: Bearer \$AGENT" --header "Agent-Task: \$TASK" \\
+       'call:delete_file:{"path":"/srv/tickets/7.txt"}'
 
 every decision is in the audit log; verify the chain and read it:
   $cli audit verify $run/audit/audit.jsonl --key $run/keys/audit.key --jwks $run/keys/gateway.jwks.json

@@ -1,7 +1,8 @@
 #!/usr/bin/perl
 # The CLI (`agentgov policy eval`) and the module decide the same call the same
 # way: every example case without a task-only part is sent through nginx and
-# evaluated by the CLI, and the decisions and deciding rules must agree.
+# evaluated by the CLI, and the decisions and deciding rules must agree. An
+# MCP case is sent as its JSON-RPC message and read from the JSON-RPC answer.
 use strict;
 use warnings;
 use FindBin;
@@ -51,7 +52,6 @@ $t->start_echo->start;
 my $n = 0;
 for my $case (@{ $cases->{cases} }) {
     my %call = %{ $case->{call} };
-    next if $call{mcp};                        # MCP calls arrive with a later release
     next if $call{tool} && !$policy_json->{tools}{ $call{tool} };
     next unless $call{intent};                 # the module calls only inside tasks
     my $intent = $policy_json->{intents}{ $call{intent} } or next;
@@ -75,12 +75,31 @@ for my $case (@{ $cases->{cases} }) {
         $q = join '&', map { "$_=$q->{$_}" } sort keys %$q if ref $q;
         $target .= "?$q";
     }
+    my $body = exists $call{body} ? $call{body} : undef;
+    if (my $m = $call{mcp}) {
+        # the module's session default (initialize, lists) is not the CLI's
+        next if $m->{method} =~ m{^(initialize|ping|notifications/|[a-z]+(/templates)?/list$)};
+        my $params = $m->{method} eq 'tools/call' ? { name => $m->{tool}, arguments => $m->{arguments} // {} }
+                   : $m->{method} eq 'resources/read' ? { uri => $m->{resource} }
+                   : $m->{method} eq 'prompts/get' ? { name => $m->{prompt} } : {};
+        $body = { jsonrpc => '2.0', id => $n, method => $m->{method}, params => $params };
+        push @h, 'Content-Type' => 'application/json';
+        $call{method} = 'POST';
+        $target = "/tools/$call{tool}/";
+    }
     my $r = $t->request($call{method}, $target, headers => \@h,
                         host => $call{host} // 'localhost',
-                        exists $call{body} ? (body => $call{body}) : ());
+                        defined $body ? (body => $body) : ());
 
-    my $module = $r->{status} == 200 ? 'allow'
-               : ($r->{json}{error} // '') eq 'approval_expired' ? 'hold'
+    # an MCP refusal is a JSON-RPC answer: its code is the gateway's
+    my $mcp_error = $call{mcp} && ref $r->{json} eq 'HASH' && $r->{status} == 200
+                    ? ($r->{json}{result}{_meta}{agentgov}{error}
+                       // (ref $r->{json}{error} ? $r->{json}{error}{data}{error} : undef))
+                    : undef;
+    $r->{json} = { error => $mcp_error } if defined $mcp_error;
+
+    my $module = $r->{status} == 200 && !defined $mcp_error ? 'allow'
+               : ($r->{json}{error} // '') =~ /^approval_(expired|pending)$/ ? 'hold'
                : 'deny';
     is($module, $cli->{decision}, "$case->{name}: same decision ($cli->{decision})");
     is($r->{headers}{'x-rule'} || undef, $cli->{rule}, "$case->{name}: same rule");
