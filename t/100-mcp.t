@@ -8,6 +8,8 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use POSIX ();
+use Time::HiRes qw(sleep);
 use AgTest;
 
 my $t = AgTest->new;
@@ -39,6 +41,8 @@ $t->policy({
           reason => 'never' },
         { id => 'delete', effect => 'hold', tool => ['files', 'sse', 'big'], mcp => { tool => 'delete_file' },
           approvers => ['finance'], reason => 'deleting needs finance' },
+        { id => 'wait', effect => 'hold', tool => ['files', 'sse', 'big'], mcp => { tool => 'list_dir' },
+          when => { 'args:/path' => { glob => '/srv/wait/**' } }, approvers => ['finance'], wait => JSON::PP::true },
         { id => 'readme', effect => 'allow', tool => 'files', mcp => { method => 'resources/read',
           resource => 'file:///srv/**' } },
     ],
@@ -301,6 +305,34 @@ is($r->{headers}{'agent-approval'}, $aid, 'with Agent-Approval');
 
 $r = call('/mcp/files', 'delete_file', { path => '/srv/tickets/7.txt' });
 is($r->{json}{result}{_meta}{agentgov}{error}, 'approval_pending', 'the grant is used once');
+
+# a rule with "wait": true keeps the MCP call live until it is decided
+{
+    my $file = $t->dir . '/waited';
+    my $pid = fork // die;
+    if ($pid == 0) {
+        my $w = call('/mcp/files', 'list_dir', { path => '/srv/wait/x' });
+        $t->write_file($file, $AgTest::JSON->encode({ status => $w->{status}, json => $w->{json},
+                                                      approval => $w->{headers}{'agent-approval'} }));
+        POSIX::_exit(0);
+    }
+    my $wid;
+    for (1 .. 100) {
+        my $l = $t->request('GET', '/agentgov/v1/approvals?state=pending',
+                            headers => ['Authorization' => "Bearer $fay"]);
+        ($wid) = map { $_->{id} } grep { $_->{rules} eq 'wait' } @{ $l->{json}{items} // [] };
+        last if $wid;
+        sleep 0.05;
+    }
+    ok($wid, 'a waiting MCP hold is pending');
+    ok(!-e $file, 'and its call has no answer yet');
+    $a = $t->request('POST', "/agentgov/v1/approvals/$wid", headers => ['Authorization' => "Bearer $fay",
+                     'Content-Type' => 'application/json'], body => { decision => 'approve' });
+    waitpid $pid, 0;
+    my $w = $AgTest::JSON->decode($t->read_file($file) // '{}');
+    is($w->{json}{result}{content}[0]{text}, 'a b c', 'approved: the live call reaches the tool');
+    is($w->{approval}, $wid, 'with Agent-Approval');
+}
 
 # --- the official SDK client ------------------------------------------------------------------
 
