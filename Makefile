@@ -104,7 +104,7 @@ $(BUILD)/nginx/Makefile: config $(BUILD)/srclist | deps
 
 $(MODULE): $(BUILD)/nginx/Makefile $(CORE_SRC) $(CORE_HDR) $(HTTP_SRC) $(HTTP_HDR)
 	$(MAKE) -C $(BUILD)/nginx-src -f $(CURDIR)/$(BUILD)/nginx/Makefile modules
-	cp $(BUILD)/nginx/ngx_http_agentgov_module.so $@
+	cp $(BUILD)/nginx/ngx_http_agentgov_module.so $@.tmp && mv -f $@.tmp $@
 
 # --- tests ---------------------------------------------------------------------------
 

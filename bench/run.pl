@@ -10,14 +10,17 @@
 #   2. policy evaluation time per call at 10 to 10,000 rules
 #      (agentgov policy eval --bench, policies from bench/gen-policy.pl), and
 #      for the gateway's own policy and calls;
-#   3. a compact table on stdout, also written to build/bench/report.txt.
+#   3. memory, idle CPU and resume latency of BENCH_HOLDS calls held at once
+#      (bench/holds.pl, which also writes build/bench/holds.json);
+#   4. a compact table on stdout, also written to build/bench/report.txt.
 #
 # Every nginx it starts and every wrk it runs is stopped when it ends, also on
 # failure or interruption. Perl core modules only; wrk and taskset.
 #
 # Environment: AGENTGOV_BUILD, NGINX_BIN, BENCH_SECONDS (10), BENCH_WARMUP (2),
 # BENCH_CONNECTIONS (50), BENCH_EVAL_MS (1000), BENCH_EVAL_RULES
-# ("10 100 1000 10000").
+# ("10 100 1000 10000"), BENCH_HOLDS (10000; 0 leaves the holds out) and
+# bench/holds.pl's BENCH_HOLDS_* variables.
 
 use strict;
 use warnings;
@@ -41,6 +44,7 @@ my $SECONDS = env_int('BENCH_SECONDS', 10, 1, 300);
 my $WARMUP  = env_int('BENCH_WARMUP', 2, 0, 60);
 my $CONNS   = env_int('BENCH_CONNECTIONS', 50, 1, 1000);
 my $EVAL_MS = env_int('BENCH_EVAL_MS', 1000, 10, 60000);
+my $HOLDS   = env_int('BENCH_HOLDS', 10000, 0, 100000);
 my $LAT_SECONDS = int($SECONDS / 2) || 1;
 my @EVAL_RULES = split ' ', ($ENV{BENCH_EVAL_RULES} // '10 100 1000 10000');
 /^[0-9]+$/ && $_ > 0 or die "BENCH_EVAL_RULES: $_ is not a rule count\n"
@@ -346,6 +350,14 @@ remove_tree($DIR);
 make_path($DIR);
 chmod 0755, $OUT, $DIR;
 my $t_start = time;
+# nginx loads a copy of the module: `make` rewrites the built one in place
+# (cp), which kills a running worker with SIGBUS
+{
+    require File::Copy;
+    File::Copy::copy($MODULE, "$DIR/ngx_http_agentgov_module.so")
+        or die "copy $MODULE: $!\n";
+    $MODULE = "$DIR/ngx_http_agentgov_module.so";
+}
 
 my $ncpu = () = (read_file('/proc/cpuinfo') // '') =~ /^processor\s*:/mg;
 my ($cpu_model) = (read_file('/proc/cpuinfo') // '') =~ /^model name\s*:\s*(.*)$/m;
@@ -651,7 +663,22 @@ for my $case (@cases) {
                    load_ms => $load * 1000, size => -s $pf };
 }
 
-# --- 3. the report ------------------------------------------------------------------------------
+# --- 3. holds ---------------------------------------------------------------------------------------
+
+# bench/holds.pl on its own nginx instances; its table goes into the report
+my $holds_report = '';
+if ($HOLDS) {
+    print "holds:\n";
+    local $ENV{AGENTGOV_HOLDS_QUIET} = 1;
+    local $ENV{AGENTGOV_BUILD} = $BUILD;
+    local $ENV{NGINX_BIN} = $NGINX;
+    unlink "$OUT/holds.txt";
+    my $rc = system($^X, "$ROOT/bench/holds.pl");
+    $holds_report = read_file("$OUT/holds.txt") // '';
+    push @failed, "holds: bench/holds.pl failed (exit " . ($rc >> 8) . ")" if $rc;
+}
+
+# --- 4. the report ------------------------------------------------------------------------------
 
 # Features the benchmark cannot measure yet, and why. A directive that now
 # exists in the module is reported as such, so that this list cannot go stale
@@ -661,8 +688,6 @@ my @pending = (
     ['MCP tools/call with a 1 KiB body', undef,
      'the gateway does not speak MCP yet (tools with "protocol": "mcp"); '
      . 'the 1 KiB JSON POST decided by body: rules stands in for it'],
-    ['memory and CPU of 10,000 requests held at once', 'agentgov_hold_timeout',
-     'the gateway has no holds yet (SPEC section 6): a hold rule refuses at once'],
     ['nginx auth_request to Cerbos', undef,
      'Cerbos is not available from Debian or npm, so there is no external decision point to compare with'],
 );
@@ -735,6 +760,9 @@ push @L, sprintf('%-12s %6d %10d %8.0f %9s %9d %8.0f %7.0f',
 push @L, 'candidates: rules the index hands the engine for the call; load ms: the CLI reading, '
     . 'compiling and deciding once, process start included.';
 push @L, '';
+if (length $holds_report) {
+    push @L, split(/\n/, $holds_report), '';
+}
 for my $p (@pending) {
     my ($what, $directive, $why) = @$p;
     if (defined $directive && index($so, $directive) >= 0) {
