@@ -454,6 +454,7 @@ ngx_http_agentgov_approvals_post(ngx_http_request_t *r,
     ngx_http_agentgov_hold_t             h;
     ngx_http_agentgov_store_t           *s;
     ngx_http_agentgov_approvals_vote_t   v;
+    ngx_http_agentgov_store_rc_e         rc;
 
     s = ngx_http_agentgov_store(r);
 
@@ -489,11 +490,19 @@ ngx_http_agentgov_approvals_post(ngx_http_request_t *r,
     key.p = (const char *) hold_id->data;
     key.len = hold_id->len;
 
-    if (ngx_http_agentgov_store_hold_update(s, key,
-                                            ngx_http_agentgov_approvals_decide,
-                                            &v, v.now, &result)
-        != NGX_AGENTGOV_STORE_OK)
-    {
+    rc = ngx_http_agentgov_store_hold_update(s, key,
+                                             ngx_http_agentgov_approvals_decide,
+                                             &v, v.now, &result);
+
+    if (rc == NGX_AGENTGOV_STORE_FULL) {
+        return ngx_http_agentgov_refuse_content(r, ctx,
+                                                 NGX_HTTP_SERVICE_UNAVAILABLE,
+                                                 "gateway_error", "the "
+                                                 "decision cannot be kept "
+                                                 "(agentgov_zone full)");
+    }
+
+    if (rc != NGX_AGENTGOV_STORE_OK) {
         return ngx_http_agentgov_refuse_content(r, ctx, NGX_HTTP_NOT_FOUND,
                                                  "not_found", "no such "
                                                  "approval");

@@ -27,6 +27,7 @@
 
 
 struct ngx_http_agentgov_parked_s {
+    ngx_str_node_t                   sn;         /* by approval id */
     ngx_queue_t                      queue;
     ngx_http_request_t              *r;          /* NULL once off the queue */
     ngx_http_request_t              *request;
@@ -48,14 +49,20 @@ static ngx_int_t ngx_http_agentgov_hold_find(ngx_http_request_t *r,
 static ngx_int_t ngx_http_agentgov_hold_pending(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx);
 static void ngx_http_agentgov_hold_cleanup(void *data);
+static void ngx_http_agentgov_hold_closed(void *data, ag_str_t id);
+static void ngx_http_agentgov_hold_unpark(ngx_http_agentgov_parked_t *pk);
+static void ngx_http_agentgov_hold_wake(ngx_http_request_t *r);
 static void ngx_http_agentgov_hold_tick(ngx_event_t *ev);
 static ngx_int_t ngx_http_agentgov_hold_close(void *data,
     const ngx_http_agentgov_hold_t *h, ag_hold_t *votes, u_char *reason,
     size_t *reason_len);
 
 
-/* per worker: the parked requests, and the counter last seen */
+/* per worker: the parked requests (a queue, and a tree by approval id),
+   and the counter last seen */
 static ngx_queue_t        ngx_http_agentgov_parked;
+static ngx_rbtree_t       ngx_http_agentgov_parked_tree;
+static ngx_rbtree_node_t  ngx_http_agentgov_parked_sentinel;
 static ngx_uint_t         ngx_http_agentgov_parked_seen;
 static ngx_event_t        ngx_http_agentgov_hold_ev;
 static ngx_connection_t   ngx_http_agentgov_hold_dummy;
@@ -70,6 +77,9 @@ ngx_http_agentgov_hold_init_process(ngx_cycle_t *cycle)
     ngx_http_agentgov_main_conf_t  *amcf;
 
     ngx_queue_init(&ngx_http_agentgov_parked);
+    ngx_rbtree_init(&ngx_http_agentgov_parked_tree,
+                    &ngx_http_agentgov_parked_sentinel,
+                    ngx_str_rbtree_insert_value);
 
     amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_agentgov_module);
 
@@ -330,7 +340,11 @@ ngx_http_agentgov_hold(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
     pk->r = r;
     pk->request = r;
     pk->ctx = ctx;
+    pk->sn.str.data = ctx->approval_id;
+    pk->sn.str.len = AG_TASK_ID_LEN;
+    pk->sn.node.key = ngx_crc32_short(ctx->approval_id, AG_TASK_ID_LEN);
     ngx_queue_insert_tail(&ngx_http_agentgov_parked, &pk->queue);
+    ngx_rbtree_insert(&ngx_http_agentgov_parked_tree, &pk->sn.node);
 
     cln->handler = ngx_http_agentgov_hold_cleanup;
     cln->data = pk;
@@ -357,6 +371,18 @@ ngx_http_agentgov_hold(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
         ngx_http_agentgov_parked_seen =
                      ngx_http_agentgov_store_hold_counter(s);
         ngx_add_timer(&ngx_http_agentgov_hold_ev, NGX_HTTP_AGENTGOV_HOLD_TICK);
+    }
+
+    /* decided before the counter was read: the tick would not see it */
+    id.p = (const char *) ctx->approval_id;
+    id.len = AG_TASK_ID_LEN;
+
+    if (ngx_http_agentgov_store_hold_get(s, id, &h, NULL, 0)
+        == NGX_AGENTGOV_STORE_OK
+        && h.votes.state != AG_HOLD_PENDING)
+    {
+        ngx_http_agentgov_hold_unpark(pk);
+        ngx_http_agentgov_hold_wake(r);
     }
 
     return NGX_AGAIN;
@@ -681,7 +707,7 @@ static void
 ngx_http_agentgov_hold_tick(ngx_event_t *ev)
 {
     u_char                       buf[64];
-    ngx_uint_t                   seen;
+    ngx_uint_t                   seen, next_seen;
     ngx_queue_t                 *q, *next;
     ngx_http_request_t          *r;
     ngx_http_agentgov_hold_t     h;
@@ -693,7 +719,20 @@ ngx_http_agentgov_hold_tick(ngx_event_t *ev)
 
     seen = ngx_http_agentgov_store_hold_counter(ngx_http_agentgov_hold_store);
 
-    if (seen != ngx_http_agentgov_parked_seen) {
+    if (seen == ngx_http_agentgov_parked_seen) {
+        goto next;
+    }
+
+    /* the holds closed since the last look: wake those parked here */
+    next_seen = ngx_http_agentgov_store_hold_closed(
+                    ngx_http_agentgov_hold_store, ngx_http_agentgov_parked_seen,
+                    ngx_http_agentgov_hold_closed, NULL);
+
+    if (next_seen != NGX_HTTP_AGENTGOV_CLOSED_LOST) {
+        ngx_http_agentgov_parked_seen = next_seen;
+
+    } else {
+        /* more closed than the store remembers: look at every one */
         ngx_http_agentgov_parked_seen = seen;
 
         for (q = ngx_queue_head(&ngx_http_agentgov_parked);
@@ -715,16 +754,52 @@ ngx_http_agentgov_hold_tick(ngx_event_t *ev)
                 continue;
             }
 
-            ngx_queue_remove(&pk->queue);
             r = pk->r;
-            pk->r = NULL;
+            ngx_http_agentgov_hold_unpark(pk);
             ngx_http_agentgov_hold_wake(r);
         }
     }
 
+next:
+
     if (!ngx_queue_empty(&ngx_http_agentgov_parked) && !ev->timer_set) {
         ngx_add_timer(ev, NGX_HTTP_AGENTGOV_HOLD_TICK);
     }
+}
+
+
+/* A hold that closed: if it is parked here, wake it. */
+
+static void
+ngx_http_agentgov_hold_closed(void *data, ag_str_t id)
+{
+    ngx_str_t                    key;
+    ngx_http_request_t          *r;
+    ngx_http_agentgov_parked_t  *pk;
+
+    key.data = (u_char *) id.p;
+    key.len = id.len;
+
+    pk = (ngx_http_agentgov_parked_t *)
+             ngx_str_rbtree_lookup(&ngx_http_agentgov_parked_tree, &key,
+                                   ngx_crc32_short(key.data, key.len));
+
+    if (pk == NULL || pk->r == NULL) {
+        return;
+    }
+
+    r = pk->r;
+    ngx_http_agentgov_hold_unpark(pk);
+    ngx_http_agentgov_hold_wake(r);
+}
+
+
+static void
+ngx_http_agentgov_hold_unpark(ngx_http_agentgov_parked_t *pk)
+{
+    ngx_queue_remove(&pk->queue);
+    ngx_rbtree_delete(&ngx_http_agentgov_parked_tree, &pk->sn.node);
+    pk->r = NULL;
 }
 
 
@@ -758,8 +833,7 @@ ngx_http_agentgov_hold_cleanup(void *data)
     ctx = pk->ctx;
 
     if (pk->r) {
-        ngx_queue_remove(&pk->queue);
-        pk->r = NULL;
+        ngx_http_agentgov_hold_unpark(pk);
     }
 
     if (!ctx->held) {
@@ -810,8 +884,7 @@ ngx_http_agentgov_hold_outcome(ngx_http_request_t *r,
     ctx->held = 0;
 
     if (ctx->parked && ctx->parked->r) {
-        ngx_queue_remove(&ctx->parked->queue);
-        ctx->parked->r = NULL;
+        ngx_http_agentgov_hold_unpark(ctx->parked);
     }
 
     if (ngx_http_agentgov_store_hold_get(s, id, &h, buf, 0)

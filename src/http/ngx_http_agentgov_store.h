@@ -202,6 +202,19 @@ ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_hold_update(
 /* The decision counter: it changes whenever a hold leaves pending. */
 ngx_uint_t ngx_http_agentgov_store_hold_counter(ngx_http_agentgov_store_t *s);
 
+/*
+ * The holds that left pending since the counter was `seen`: handler is
+ * called once per id, outside the lock. Returns the counter value they
+ * bring `seen` to, or NGX_HTTP_AGENTGOV_CLOSED_LOST when more closed than
+ * the store remembers (the caller looks at every hold it has instead).
+ */
+#define NGX_HTTP_AGENTGOV_CLOSED_LOST  ((ngx_uint_t) -1)
+
+typedef void (*ngx_http_agentgov_closed_pt)(void *data, ag_str_t id);
+
+ngx_uint_t ngx_http_agentgov_store_hold_closed(ngx_http_agentgov_store_t *s,
+    ngx_uint_t seen, ngx_http_agentgov_closed_pt handler, void *data);
+
 /* Each hold (state < 0: any), newest first, at most limit; strings valid
    during the call only. */
 typedef void (*ngx_http_agentgov_holds_pt)(void *data,

@@ -23,6 +23,8 @@
 static ag_tokcache_t  *ngx_http_agentgov_taskcache;
 
 
+static ngx_int_t ngx_http_agentgov_task_keep(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, u_char *buf);
 static ag_task_token_status_t ngx_http_agentgov_task_token(
     ngx_http_request_t *r, ngx_table_elt_t *h, ngx_http_agentgov_ctx_t *ctx,
     ag_task_t *claimed);
@@ -32,6 +34,7 @@ ngx_int_t
 ngx_http_agentgov_task_check(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref)
 {
+    u_char                          buf[NGX_HTTP_AGENTGOV_TASK_BUF];
     size_t                          len;
     ag_str_t                        agent;
     ngx_uint_t                      n;
@@ -117,13 +120,7 @@ ngx_http_agentgov_task_check(ngx_http_request_t *r,
 
     /* live, right now, on every worker */
 
-    ctx->task_buf = ngx_pnalloc(r->pool, NGX_HTTP_AGENTGOV_TASK_BUF);
-    if (ctx->task_buf == NULL) {
-        return NGX_ERROR;
-    }
-
-    rc = ngx_http_agentgov_store_task_get(store, claimed.id, &ctx->task,
-                                          ctx->task_buf,
+    rc = ngx_http_agentgov_store_task_get(store, claimed.id, &ctx->task, buf,
                                           NGX_HTTP_AGENTGOV_TASK_BUF,
                                           ngx_time());
 
@@ -158,7 +155,54 @@ ngx_http_agentgov_task_check(ngx_http_request_t *r,
                                          "the task was revoked");
     }
 
+    /* its strings at their size: a held call keeps them while it waits */
+    if (ngx_http_agentgov_task_keep(r, ctx, buf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     ctx->has_task = 1;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_agentgov_task_keep(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, u_char *buf)
+{
+    u_char      *p, *end;
+    ngx_uint_t   i;
+    ag_str_t    *s[] = { &ctx->task.id, &ctx->task.agent, &ctx->task.owner,
+                         &ctx->task.intent, &ctx->task.tools,
+                         &ctx->task.parent, &ctx->task.chain,
+                         &ctx->task.cnf, &ctx->task.purpose };
+
+    end = buf;
+
+    for (i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
+        p = (u_char *) s[i]->p;
+
+        if (p >= buf && p + s[i]->len <= buf + NGX_HTTP_AGENTGOV_TASK_BUF
+            && p + s[i]->len > end)
+        {
+            end = p + s[i]->len;
+        }
+    }
+
+    ctx->task_buf = ngx_pnalloc(r->pool, end - buf + 1);
+    if (ctx->task_buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ctx->task_buf, buf, end - buf);
+
+    for (i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
+        p = (u_char *) s[i]->p;
+
+        if (p >= buf && p <= end) {
+            s[i]->p = (const char *) ctx->task_buf + (p - buf);
+        }
+    }
 
     return NGX_OK;
 }

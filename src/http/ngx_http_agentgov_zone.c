@@ -78,9 +78,12 @@
 #include "ngx_http_agentgov_store.h"
 
 
-#define NGX_HTTP_AGENTGOV_ZONE_VERSION   0x61670005  /* "ag", layout 5 */
+#define NGX_HTTP_AGENTGOV_ZONE_VERSION   0x61670006  /* "ag", layout 6 */
 #define NGX_HTTP_AGENTGOV_ZONE_MIN       (64 * 1024)
 #define NGX_HTTP_AGENTGOV_STATE_VERSION  1
+
+/* holds whose closing a worker can catch up on (ids, per zone) */
+#define NGX_HTTP_AGENTGOV_CLOSED_RING    256
 
 /* how long a record stays after its expiry, seconds */
 #define NGX_HTTP_AGENTGOV_LINGER         300
@@ -233,6 +236,11 @@ typedef struct {
     ngx_uint_t                       nholds;
     ngx_uint_t                       pending;
     ngx_uint_t                       decisions;  /* bumped on each close */
+    /* the ids of the last holds closed: closed[decisions % RING] is the
+       latest, so that a worker wakes what closed instead of looking at
+       everything it holds */
+    u_char                           closed[NGX_HTTP_AGENTGOV_CLOSED_RING]
+                                           [AG_TASK_ID_LEN];
 
     ngx_rbtree_t                     sessions;   /* MCP, by session id */
     ngx_rbtree_node_t                sessions_sentinel;
@@ -245,7 +253,11 @@ typedef struct {
 } ngx_http_agentgov_sh_t;
 
 
-/* A hold: the id's node, the queue, the fixed part, then its strings. */
+/*
+ * A hold: the id's node, the queue, the fixed part, then its strings. The
+ * decisions and the decision reason are allocated when they come, at their
+ * size: a pending hold is a few hundred bytes, not room for eight people.
+ */
 typedef struct {
     ngx_str_node_t                   sn;         /* str: the id */
     ngx_queue_t                      queue;
@@ -256,7 +268,10 @@ typedef struct {
     int64_t                          grant_ttl;
     ngx_uint_t                       used;
     ngx_uint_t                       unrecorded; /* cancelled, no record yet */
-    ag_hold_t                        votes;
+    ag_hold_state_t                  state;
+    ngx_uint_t                       nvotes;
+    ag_hold_vote_t                  *votes;      /* nvotes, or NULL */
+    u_char                          *reason;     /* the decision's, or NULL */
     u_short                          len[NGX_HTTP_AGENTGOV_H_N];
     u_char                           str[1];
 } ngx_http_agentgov_hold_node_t;
@@ -304,6 +319,8 @@ static void ngx_http_agentgov_agent_insert_value(ngx_rbtree_node_t *temp,
 static void ngx_http_agentgov_set_insert(ngx_http_agentgov_sh_t *sh);
 static void ngx_http_agentgov_holds_sweep(ngx_http_agentgov_store_t *s,
     int64_t now);
+static void ngx_http_agentgov_hold_closed(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_hold_node_t *n, int64_t now);
 
 static ngx_http_agentgov_task_node_t *ngx_http_agentgov_task_lookup(
     ngx_http_agentgov_sh_t *sh, uint32_t hash, u_char *id, size_t len);
@@ -2563,7 +2580,7 @@ ngx_http_agentgov_holds_expire(ngx_http_agentgov_store_t *s, int64_t now,
         next = ngx_queue_next(q);
         h = ngx_queue_data(q, ngx_http_agentgov_hold_node_t, queue);
 
-        if (h->votes.state == AG_HOLD_PENDING
+        if (h->state == AG_HOLD_PENDING
             || (!all && now - h->closed < NGX_HTTP_AGENTGOV_HOLD_LINGER))
         {
             continue;
@@ -2571,6 +2588,15 @@ ngx_http_agentgov_holds_expire(ngx_http_agentgov_store_t *s, int64_t now,
 
         ngx_queue_remove(&h->queue);
         ngx_rbtree_delete(&s->sh->holds, &h->sn.node);
+
+        if (h->votes) {
+            ngx_slab_free_locked(s->shpool, h->votes);
+        }
+
+        if (h->reason) {
+            ngx_slab_free_locked(s->shpool, h->reason);
+        }
+
         ngx_slab_free_locked(s->shpool, h);
         s->sh->nholds--;
     }
@@ -2604,7 +2630,7 @@ ngx_http_agentgov_holds_sweep(ngx_http_agentgov_store_t *s, int64_t now)
     {
         h = ngx_queue_data(q, ngx_http_agentgov_hold_node_t, queue);
 
-        if (h->votes.state != AG_HOLD_PENDING) {
+        if (h->state != AG_HOLD_PENDING) {
             continue;
         }
 
@@ -2631,10 +2657,66 @@ ngx_http_agentgov_holds_sweep(ngx_http_agentgov_store_t *s, int64_t now)
 
         /* no worker will write its record: whoever reads it next does */
         h->unrecorded = gone;
-        h->votes.state = AG_HOLD_CANCELLED;
-        h->closed = now;
-        s->sh->pending--;
-        s->sh->decisions++;
+        h->state = AG_HOLD_CANCELLED;
+        ngx_http_agentgov_hold_closed(s, h, now);
+    }
+}
+
+
+/* Under the lock: a hold left pending. */
+
+static void
+ngx_http_agentgov_hold_closed(ngx_http_agentgov_store_t *s,
+    ngx_http_agentgov_hold_node_t *n, int64_t now)
+{
+    n->closed = now;
+    s->sh->pending--;
+    s->sh->decisions++;
+
+    if (n->len[NGX_HTTP_AGENTGOV_H_ID] == AG_TASK_ID_LEN) {
+        ngx_memcpy(s->sh->closed[s->sh->decisions
+                                 % NGX_HTTP_AGENTGOV_CLOSED_RING],
+                   n->str, AG_TASK_ID_LEN);
+    }
+}
+
+
+ngx_uint_t
+ngx_http_agentgov_store_hold_closed(ngx_http_agentgov_store_t *s,
+    ngx_uint_t seen, ngx_http_agentgov_closed_pt handler, void *data)
+{
+    u_char      ids[64][AG_TASK_ID_LEN];
+    ngx_uint_t  now, i, n;
+
+    /* copied under the lock, handed out after it: a batch at a time */
+
+    for ( ;; ) {
+        ngx_shmtx_lock(&s->shpool->mutex);
+
+        now = s->sh->decisions;
+
+        if (now - seen > NGX_HTTP_AGENTGOV_CLOSED_RING) {
+            ngx_shmtx_unlock(&s->shpool->mutex);
+            return NGX_HTTP_AGENTGOV_CLOSED_LOST;
+        }
+
+        for (n = 0; seen != now && n < 64; n++) {
+            seen++;
+            ngx_memcpy(ids[n],
+                       s->sh->closed[seen % NGX_HTTP_AGENTGOV_CLOSED_RING],
+                       AG_TASK_ID_LEN);
+        }
+
+        ngx_shmtx_unlock(&s->shpool->mutex);
+
+        for (i = 0; i < n; i++) {
+            handler(data, (ag_str_t) { (const char *) ids[i],
+                                       AG_TASK_ID_LEN });
+        }
+
+        if (seen == now) {
+            return seen;
+        }
     }
 }
 
@@ -2668,12 +2750,24 @@ ngx_http_agentgov_hold_copy(ngx_http_agentgov_hold_node_t *n,
     h->closed = n->closed;
     h->grant_ttl = n->grant_ttl;
     h->used = n->used;
-    h->votes = n->votes;
+
+    h->votes.state = n->state;
+    h->votes.nvotes = n->nvotes;
+
+    if (n->nvotes) {
+        ngx_memcpy(h->votes.votes, n->votes,
+                   n->nvotes * sizeof(ag_hold_vote_t));
+    }
 
     p = buf;
     src = n->str;
 
     for (i = 0; i < NGX_HTTP_AGENTGOV_H_N; i++) {
+        if (i == NGX_HTTP_AGENTGOV_H_DECISION) {
+            /* the last string, kept apart: allocated when it came */
+            src = n->reason ? n->reason : (u_char *) "";
+        }
+
         if (buf == NULL) {
             h->str[i].p = (const char *) src;
             h->str[i].len = n->len[i];
@@ -2711,7 +2805,7 @@ ngx_http_agentgov_holds_pending(ngx_http_agentgov_store_t *s, ag_str_t agent)
         o = ngx_queue_data(q, ngx_http_agentgov_hold_node_t, queue);
 
         /* the agent is the string after the id */
-        if (o->votes.state == AG_HOLD_PENDING
+        if (o->state == AG_HOLD_PENDING
             && o->len[NGX_HTTP_AGENTGOV_H_AGENT] == agent.len
             && ngx_memcmp(o->str + o->len[NGX_HTTP_AGENTGOV_H_ID], agent.p,
                           agent.len) == 0)
@@ -2743,9 +2837,6 @@ ngx_http_agentgov_store_hold_add(ngx_http_agentgov_store_t *s,
 
         strs += h->str[i].len;
     }
-
-    /* room for the decision reason an approver gives */
-    strs += NGX_HTTP_AGENTGOV_HOLD_REASON;
 
     ngx_shmtx_lock(&s->shpool->mutex);
 
@@ -2788,12 +2879,12 @@ ngx_http_agentgov_store_hold_add(ngx_http_agentgov_store_t *s,
     n->requested = h->requested;
     n->expires = h->expires;
     n->grant_ttl = h->grant_ttl;
-    n->votes = h->votes;
-    n->votes.state = AG_HOLD_PENDING;
+    n->state = AG_HOLD_PENDING;
 
     p = n->str;
 
-    for (i = 0; i < NGX_HTTP_AGENTGOV_H_N; i++) {
+    /* no decision yet: no votes, no reason */
+    for (i = 0; i < NGX_HTTP_AGENTGOV_H_DECISION; i++) {
         n->len[i] = (u_short) h->str[i].len;
 
         if (h->str[i].len) {
@@ -2844,11 +2935,17 @@ ngx_http_agentgov_store_hold_update(ngx_http_agentgov_store_t *s, ag_str_t id,
     ngx_http_agentgov_hold_pt handler, void *data, int64_t now,
     ngx_int_t *result)
 {
+    u_char                          rbuf[NGX_HTTP_AGENTGOV_HOLD_REASON];
     u_char                         *reason;
-    size_t                          rlen, room;
-    ngx_uint_t                      i;
+    size_t                          rlen;
+    ag_hold_t                       votes;
+    ag_hold_vote_t                 *nv;
     ngx_http_agentgov_hold_t        view;
+    ngx_http_agentgov_store_rc_e    rc;
     ngx_http_agentgov_hold_node_t  *n;
+
+    rc = NGX_AGENTGOV_STORE_OK;
+    reason = NULL;
 
     ngx_shmtx_lock(&s->shpool->mutex);
 
@@ -2859,32 +2956,69 @@ ngx_http_agentgov_store_hold_update(ngx_http_agentgov_store_t *s, ag_str_t id,
     }
 
     ngx_http_agentgov_hold_copy(n, &view, NULL, 0);
-
-    /* the decision reason is the last string: it may use the room after */
-    reason = n->str;
-    for (i = 0; i < NGX_HTTP_AGENTGOV_H_DECISION; i++) {
-        reason += n->len[i];
-    }
-
-    room = n->len[NGX_HTTP_AGENTGOV_H_DECISION] ? 0
-                                                : NGX_HTTP_AGENTGOV_HOLD_REASON;
+    votes = view.votes;
     rlen = 0;
 
-    *result = handler(data, &view, &n->votes, room ? reason : NULL, &rlen);
+    /* the first decision reason given is the one kept */
+    *result = handler(data, &view, &votes, n->reason ? NULL : rbuf, &rlen);
 
-    if (room && rlen <= room) {
+    if (rlen && rlen <= sizeof(rbuf)) {
+        reason = ngx_http_agentgov_alloc(s, rlen, now);
+        if (reason == NULL) {
+            goto full;
+        }
+
+        ngx_memcpy(reason, rbuf, rlen);
+    }
+
+    nv = n->votes;
+
+    if (votes.nvotes != n->nvotes) {
+        nv = ngx_http_agentgov_alloc(s, votes.nvotes * sizeof(ag_hold_vote_t),
+                                     now);
+        if (nv == NULL) {
+            goto full;
+        }
+
+        if (n->votes) {
+            ngx_slab_free_locked(s->shpool, n->votes);
+        }
+    }
+
+    /* nothing can fail from here: the decision is taken whole or not */
+
+    if (votes.nvotes) {
+        ngx_memcpy(nv, votes.votes, votes.nvotes * sizeof(ag_hold_vote_t));
+    }
+
+    n->votes = nv;
+    n->nvotes = votes.nvotes;
+    n->state = votes.state;
+
+    if (reason) {
+        n->reason = reason;
         n->len[NGX_HTTP_AGENTGOV_H_DECISION] = (u_short) rlen;
     }
 
-    if (n->votes.state != AG_HOLD_PENDING && n->closed == 0) {
-        n->closed = now;
-        s->sh->pending--;
-        s->sh->decisions++;
+    if (n->state != AG_HOLD_PENDING && n->closed == 0) {
+        ngx_http_agentgov_hold_closed(s, n, now);
     }
+
+done:
 
     ngx_shmtx_unlock(&s->shpool->mutex);
 
-    return NGX_AGENTGOV_STORE_OK;
+    return rc;
+
+full:
+
+    if (reason) {
+        ngx_slab_free_locked(s->shpool, reason);
+    }
+
+    *result = 0;
+    rc = NGX_AGENTGOV_STORE_FULL;
+    goto done;
 }
 
 
@@ -2917,7 +3051,7 @@ ngx_http_agentgov_store_hold_grant(ngx_http_agentgov_store_t *s, ag_str_t id,
     ngx_http_agentgov_hold_copy(n, &view, NULL, 0);
 
     if (n->grant_ttl == 0 || n->used
-        || n->votes.state != AG_HOLD_APPROVED
+        || n->state != AG_HOLD_APPROVED
         || now > n->closed + n->grant_ttl
         || !ngx_http_agentgov_hold_str_is(&view, NGX_HTTP_AGENTGOV_H_AGENT,
                                           agent)
@@ -2999,7 +3133,7 @@ ngx_http_agentgov_store_hold_list(ngx_http_agentgov_store_t *s, int state,
     {
         h = ngx_queue_data(q, ngx_http_agentgov_hold_node_t, queue);
 
-        if (state >= 0 && (int) h->votes.state != state) {
+        if (state >= 0 && (int) h->state != state) {
             continue;
         }
 
@@ -3048,10 +3182,10 @@ ngx_http_agentgov_store_hold_find(ngx_http_agentgov_store_t *s, ag_str_t agent,
             continue;
         }
 
-        if (n->votes.state == AG_HOLD_PENDING && now <= n->expires) {
+        if (n->state == AG_HOLD_PENDING && now <= n->expires) {
             rc = NGX_AGENTGOV_STORE_NOT_LIVE;
 
-        } else if (n->votes.state == AG_HOLD_APPROVED && !n->used
+        } else if (n->state == AG_HOLD_APPROVED && !n->used
                    && now <= n->closed + n->grant_ttl)
         {
             n->used = 1;
