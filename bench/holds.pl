@@ -68,8 +68,8 @@ my $APPROVERS = 4;            # API connections of the sweep
 my $TICK_MS = 50;             # the gateway's hold tick, for spreading samples
 my $ISS = 'agentgov-bench';
 my $BODY_SIZE = 256;
-# the zone: a hold takes one 4 KiB slab page today (its node is just over
-# 2 KiB), so 4.5 KiB a hold and 8 MiB for the rest, never below 16m
+# the zone: a hold takes about 1 KiB (a 1 KiB slab chunk); 4.5 KiB a hold
+# and 8 MiB for the rest leave room for longer previews, never below 16m
 my $ZONE_MB = int($N * 4.5 / 1024) + 8;
 $ZONE_MB = 16 if $ZONE_MB < 16;
 # more http-level directives for every nginx, to try settings
