@@ -420,6 +420,17 @@ for my $m (qw(GET POST)) {
 }
 for (@bench_rules) { $_->{tool} = $tool_for{ $_->{method} } }
 push @{ $policy->{rules} }, @bench_rules;
+# an MCP tool: tools/call decided on the tool's name and its arguments
+$policy->{tools}{'bench-mcp'} = { protocol => 'mcp',
+    credential => { type => 'jwt', audience => 'bench-mcp', ttl => '60s' } };
+push @{ $policy->{rules} },
+    { id => 'bench-mcp-limit', effect => 'deny', tool => 'bench-mcp',
+      mcp => { tool => 'update_note' }, reason => 'notes over 5000 are refused',
+      when => { 'args:/amount' => { gt => 5000 } } },
+    { id => 'bench-mcp', effect => 'allow', agent => 'bench-bot', tool => 'bench-mcp',
+      mcp => { tool => 'update_note' },
+      when => { 'args:/amount' => { le => 5000 },
+                'args:/status' => { in => ['open', 'pending'] } } };
 # the tools the calls go to get a minted credential (the agent's keys are
 # stripped and the call scanned for secrets on every call anyway)
 for my $m (qw(GET POST)) {
@@ -428,7 +439,8 @@ for my $m (qw(GET POST)) {
 }
 # every governed call is made inside a task: the bench agent's intent
 $policy->{intents}{'bench'} = { agents => ['bench-bot'], max_ttl => '1h',
-                                tools => [ sort { $a cmp $b } keys %{{ reverse %tool_for }} ] };
+                                tools => [ (sort { $a cmp $b } keys %{{ reverse %tool_for }}),
+                                           'bench-mcp' ] };
 my $policy_file = write_file("$DIR/policy.json", $JSON->encode($policy));
 run_ok($CLI, 'policy', 'check', $policy_file);
 
@@ -453,6 +465,10 @@ $note->{text} = substr(('The customer reports that the part arrived damaged and 
 my $body = JSON::PP->new->canonical->encode($note);
 length $body == $BODY_SIZE or die "body is " . length($body) . " bytes\n";
 my $body_file = write_file("$DIR/body.json", $body);
+# the same note as the arguments of an MCP tools/call
+my $mcp_body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":'
+             . '{"name":"update_note","arguments":' . $body . '}}';
+my $mcp_file = write_file("$DIR/mcp.json", $mcp_body);
 
 my %calls = (
     GET  => { path => '/v1/bench/1234/items', query => 'limit=50&page=2', rule => 'bench-read' },
@@ -470,6 +486,16 @@ for my $m (qw(GET POST)) {
     die "the bench $m call is not allowed by $c->{rule}: " . $JSON->encode($d)
         unless $d->{decision} eq 'allow' && ($d->{rule} // '') eq $c->{rule};
     $candidates{$m} = scalar @{ $d->{trace} };
+}
+{
+    my $call = { agent => 'bench-bot', intent => 'bench', tool => 'bench-mcp', method => 'POST',
+                 path => '/', mcp => { method => 'tools/call', tool => 'update_note',
+                                       arguments => JSON::PP->new->decode($body) } };
+    my $cf = write_file("$DIR/call-MCP.json", $JSON->encode($call));
+    my $d = JSON::PP->new->decode(run_ok($CLI, 'policy', 'eval', $policy_file, $cf, '--trace'));
+    die "the bench MCP call is not allowed by bench-mcp: " . $JSON->encode($d)
+        unless $d->{decision} eq 'allow' && ($d->{rule} // '') eq 'bench-mcp';
+    $candidates{MCP} = scalar @{ $d->{trace} };
 }
 
 # --- 1. the upstream and the two fronts ------------------------------------------------
@@ -510,10 +536,10 @@ sub front_http {
         proxy_set_header Connection "";
 EOF
     $h .= "        location /agentgov/ { agentgov_api; }\n" if $gw;
-    for (['read', 'GET'], ['write', 'POST']) {
-        my ($loc, $m) = @$_;
+    for (['read', $tool_for{GET}], ['write', $tool_for{POST}], ['mcp', 'bench-mcp']) {
+        my ($loc, $tool) = @$_;
         $h .= "        location /tools/$loc/ {\n";
-        $h .= "            agentgov on;\n            agentgov_tool $tool_for{$m};\n" if $gw;
+        $h .= "            agentgov on;\n            agentgov_tool $tool;\n" if $gw;
         $h .= "            proxy_pass http://tool/;\n        }\n";
     }
     $h .= "    }\n";
@@ -538,6 +564,12 @@ my @variants = (
     { key => 'gwa-post', name => 'gateway+audit POST', front => 'audit', method => 'POST',
       base => 'plain-post', body_file => $body_file,
       target => "/tools/write$calls{POST}{path}?$calls{POST}{query}" },
+    { key => 'plain-mcp', name => 'plain MCP 1 KiB', front => 'plain', method => 'POST',
+      body_file => $mcp_file, target => '/tools/mcp/' },
+    { key => 'gw-mcp', name => 'gateway MCP 1 KiB', front => 'gateway', method => 'POST',
+      base => 'plain-mcp', body_file => $mcp_file, target => '/tools/mcp/' },
+    { key => 'gwa-mcp', name => 'gateway+audit MCP', front => 'audit', method => 'POST',
+      base => 'plain-mcp', body_file => $mcp_file, target => '/tools/mcp/' },
 );
 my %res;
 my @failed;
@@ -572,7 +604,7 @@ for my $v (@variants) {
     $v->{url} = "http://127.0.0.1:$port$v->{target}";
     $v->{headers} = [ @headers, $task_header{ $v->{front} } // () ];
     my ($st, $b) = http($port, $v->{method}, $v->{target}, $v->{headers},
-                        $v->{body_file} ? $body : undef);
+                        $v->{body_file} ? read_file($v->{body_file}) : undef);
     die "$v->{name}: HTTP $st, not the upstream's answer: $b\n"
         unless $st == 200 && $b eq "{\"ok\":true}\n";
 }
@@ -583,6 +615,11 @@ for my $v (@variants) {
     (my $big = $body) =~ s/"amount":1200/"amount":9000/;
     ($st) = http($port, 'POST', $variants[4]{target}, [ @headers, $task_header{gateway} ], $big);
     die "gateway: a note over the limit got $st, not 403\n" unless $st == 403;
+    (my $bigmcp = $mcp_body) =~ s/"amount":1200/"amount":9000/;
+    my $b;
+    ($st, $b) = http($port, 'POST', '/tools/mcp/', [ @headers, $task_header{gateway} ], $bigmcp);
+    die "gateway: an MCP note over the limit got $st $b, not a tool error result\n"
+        unless $st == 200 && $b =~ /"isError":true/ && $b =~ /bench-mcp-limit/;
 }
 
 for my $v (@variants) {
@@ -685,9 +722,6 @@ if ($HOLDS) {
 # silently.
 my $so = read_file($MODULE) // '';
 my @pending = (
-    ['MCP tools/call with a 1 KiB body', undef,
-     'the gateway does not speak MCP yet (tools with "protocol": "mcp"); '
-     . 'the 1 KiB JSON POST decided by body: rules stands in for it'],
     ['nginx auth_request to Cerbos', undef,
      'Cerbos is not available from Debian or npm, so there is no external decision point to compare with'],
 );
@@ -707,8 +741,10 @@ push @L, sprintf('gateway: ES256 agent JWT and task token (both cached per worke
                  scalar @{ $policy->{rules} }, $GW_TOOLS);
 push @L, sprintf('  GET: %d candidate rules evaluated, allowed by bench-read (header: and query: conditions);',
                  $candidates{GET});
-push @L, sprintf('  POST: %d candidates, allowed by bench-write (body: conditions) after deny bench-write-limit',
+push @L, sprintf('  POST: %d candidates, allowed by bench-write (body: conditions) after deny bench-write-limit;',
                  $candidates{POST});
+push @L, sprintf('  MCP: the same note as the arguments of a JSON-RPC tools/call (%d bytes), parsed as JSON-RPC, %d candidates, allowed by bench-mcp (args: conditions) after deny bench-mcp-limit',
+                 length $mcp_body, $candidates{MCP});
 push @L, '';
 push @L, sprintf('%-19s %7s %6s %7s %7s %6s %6s %7s %6s %6s %6s %6s',
                  'variant', 'req/s', 'ratio', 'p50 ms', 'p99 ms', '+p50', '+p99',
