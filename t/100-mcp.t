@@ -30,18 +30,19 @@ $t->policy({
         files => { protocol => 'mcp' },
         sse   => { protocol => 'mcp' },
         big   => { protocol => 'mcp' },
+        raw   => { protocol => 'mcp' },
     },
-    intents => { work => { agents => ['bot', 'other'], tools => ['files', 'sse', 'big'], max_ttl => '1h' } },
+    intents => { work => { agents => ['bot', 'other'], tools => ['files', 'sse', 'big', 'raw'], max_ttl => '1h' } },
     rules => [
-        { id => 'files-read', effect => 'allow', tool => ['files', 'sse', 'big'],
+        { id => 'files-read', effect => 'allow', tool => ['files', 'sse', 'big', 'raw'],
           mcp => { tool => ['read_file', 'list_dir'] },
           when => { 'args:/path' => { glob => '/srv/tickets/**' } } },
-        { id => 'echo', effect => 'allow', tool => ['files', 'sse', 'big'], mcp => { tool => 'echo' } },
-        { id => 'no-secrets', effect => 'deny', tool => ['files', 'sse', 'big'], mcp => { tool => 'secret_tool' },
+        { id => 'echo', effect => 'allow', tool => ['files', 'sse', 'big', 'raw'], mcp => { tool => 'echo' } },
+        { id => 'no-secrets', effect => 'deny', tool => ['files', 'sse', 'big', 'raw'], mcp => { tool => 'secret_tool' },
           reason => 'never' },
-        { id => 'delete', effect => 'hold', tool => ['files', 'sse', 'big'], mcp => { tool => 'delete_file' },
+        { id => 'delete', effect => 'hold', tool => ['files', 'sse', 'big', 'raw'], mcp => { tool => 'delete_file' },
           approvers => ['finance'], reason => 'deleting needs finance' },
-        { id => 'wait', effect => 'hold', tool => ['files', 'sse', 'big'], mcp => { tool => 'list_dir' },
+        { id => 'wait', effect => 'hold', tool => ['files', 'sse', 'big', 'raw'], mcp => { tool => 'list_dir' },
           when => { 'args:/path' => { glob => '/srv/wait/**' } }, approvers => ['finance'], wait => JSON::PP::true },
         { id => 'readme', effect => 'allow', tool => 'files', mcp => { method => 'resources/read',
           resource => 'file:///srv/**' } },
@@ -55,6 +56,13 @@ my $mcp = $t->start_mcp(json => 1, desc_file => $desc, log => $t->dir . '/logs/m
 my $mcp_sse = $t->start_mcp();
 $t->write_file('big.desc', 'Reads a file. ' . ('All work and no play. ' x 10000));
 my $mcp_big = $t->start_mcp(json => 1, desc_file => $t->dir . '/big.desc');
+
+# a static upstream whose answers nginx sends chunked (sub_filter drops the
+# length), or marks as gzip-encoded
+my $static = $t->free_port;
+my $list = '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read_file","description":"Reads.",'
+         . '"inputSchema":{"type":"object"}},{"name":"secret_tool","description":"Secrets.",'
+         . '"inputSchema":{"type":"object"}}]}}';
 
 $t->config(<<"EOF2", workers => 2);
 @{[ $t->gateway_http(audit => 1) ]}
@@ -74,12 +82,27 @@ $t->config(<<"EOF2", workers => 2);
             proxy_http_version 1.1;
             proxy_buffers 4 1k; proxy_buffer_size 1k; proxy_busy_buffers_size 2k;
         }
+        location /mcp/raw/ {
+            agentgov on; agentgov_tool raw;
+            proxy_pass http://127.0.0.1:$static/;
+            proxy_http_version 1.1;
+            proxy_buffering off;
+        }
         location /mcp/sse {
             agentgov on; agentgov_tool sse;
             proxy_pass http://127.0.0.1:$mcp_sse/mcp;
             proxy_http_version 1.1;
             proxy_buffering off;
         }
+    }
+    server {
+        listen 127.0.0.1:$static;
+        sub_filter_types application/json text/event-stream;
+        sub_filter 'never-there' 'x';
+        location /chunked { default_type application/json; sub_filter_once off; return 200 '$list'; }
+        location /sse { default_type text/event-stream; sub_filter_once off;
+                        return 200 'id: 7\nevent: message\ndata: $list\n\n'; }
+        location /gz { default_type application/json; add_header Content-Encoding gzip; return 200 '$list'; }
     }
 EOF2
 $t->start;
@@ -241,6 +264,22 @@ my ($rf) = grep { $_->{name} eq 'read_file' } @{ $r->{json}{result}{tools} // []
 is(length($rf->{description} // ''), length($t->read_file('big.desc')), 'is read whole and filtered');
 @names = sort map { $_->{name} } @{ $r->{json}{result}{tools} // [] };
 is_deeply(\@names, [qw(delete_file echo list_dir read_file)], 'filtered');
+
+# --- chunked and encoded answers -------------------------------------------------------------
+
+$r = rpc('/mcp/raw/chunked', req('tools/list'));
+is($r->{headers}{'transfer-encoding'}, 'chunked', 'a chunked JSON answer');
+is_deeply([ map { $_->{name} } @{ $r->{json}{result}{tools} // [] } ], ['read_file'], 'is filtered');
+$r = rpc('/mcp/raw/sse', req('tools/list'));
+is_deeply([ map { $_->{name} } @{ $r->{json}{result}{tools} // [] } ], ['read_file'],
+          'a chunked SSE answer is filtered');
+like($r->{body}, qr/^id: 7\nevent: message\ndata: /, 'its other fields kept');
+$r = rpc('/mcp/raw/gz', req('tools/list'));
+is($r->{json}{error}{code}, -32603, 'an encoded tools/list answer is refused, not passed');
+is($r->{json}{error}{data}{error}, 'gateway_error', 'gateway_error');
+ok(!$r->{headers}{'content-encoding'}, 'and no longer claims to be encoded');
+$r = rpc('/mcp/raw/gz', req('ping'));
+is($r->{body}, $list, 'an answer that cannot hold a tools/list is not read');
 
 # --- tool pinning ---------------------------------------------------------------------------
 
