@@ -117,11 +117,17 @@ ag_buf_str(ag_buf_t *b, const char *s)
 void
 ag_buf_u64(ag_buf_t *b, uint64_t v)
 {
-    char  num[24];
-    int   n;
+    char  num[24], *p;
 
-    n = snprintf(num, sizeof(num), "%" PRIu64, v);
-    ag_buf_add(b, num, (size_t) n);
+    /* by hand: several per record, and snprintf() is slow at it */
+    p = num + sizeof(num);
+
+    do {
+        *--p = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v);
+
+    ag_buf_add(b, p, (size_t) (num + sizeof(num) - p));
 }
 
 
@@ -516,6 +522,44 @@ ag_audit_body(const ag_audit_rec_t *rec, ag_buf_t *out)
 }
 
 
+static void
+ag_audit_digits(char *out, int v, int n)
+{
+    while (n--) {
+        out[n] = (char) ('0' + v % 10);
+        v /= 10;
+    }
+}
+
+
+/* UTC calendar fields of t >= 0 (days to civil date: H. Hinnant's method) */
+static void
+ag_audit_civil(time_t t, struct tm *tm)
+{
+    int64_t  days, secs, z, era, doe, yoe, y, doy, mp, d, m;
+
+    days = (int64_t) t / 86400;
+    secs = (int64_t) t % 86400;
+
+    z = days + 719468;
+    era = z / 146097;
+    doe = z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    y = yoe + era * 400;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    d = doy - (153 * mp + 2) / 5 + 1;
+    m = mp < 10 ? mp + 3 : mp - 9;
+
+    tm->tm_year = (int) (y + (m <= 2) - 1900);
+    tm->tm_mon = (int) m - 1;
+    tm->tm_mday = (int) d;
+    tm->tm_hour = (int) (secs / 3600);
+    tm->tm_min = (int) (secs / 60 % 60);
+    tm->tm_sec = (int) (secs % 60);
+}
+
+
 void
 ag_audit_ts(int64_t us, char out[AG_AUDIT_TS_LEN + 1])
 {
@@ -536,16 +580,21 @@ ag_audit_ts(int64_t us, char out[AG_AUDIT_TS_LEN + 1])
     t = (time_t) (us / 1000000);
     frac = us % 1000000;
 
-    if (gmtime_r(&t, &tm) == NULL) {
-        memcpy(out, "1970-01-01T00:00:00.000000Z", AG_AUDIT_TS_LEN + 1);
-        return;
-    }
+    /* by hand: every record has one, and strftime() costs more than the
+       rest of the record's header */
+    ag_audit_civil(t, &tm);
 
-    if (strftime(out, AG_AUDIT_TS_LEN + 1, "%Y-%m-%dT%H:%M:%S", &tm) != 19) {
-        memcpy(out, "1970-01-01T00:00:00.000000Z", AG_AUDIT_TS_LEN + 1);
-        return;
-    }
-
+    ag_audit_digits(out, tm.tm_year + 1900, 4);
+    out[4] = '-';
+    ag_audit_digits(out + 5, tm.tm_mon + 1, 2);
+    out[7] = '-';
+    ag_audit_digits(out + 8, tm.tm_mday, 2);
+    out[10] = 'T';
+    ag_audit_digits(out + 11, tm.tm_hour, 2);
+    out[13] = ':';
+    ag_audit_digits(out + 14, tm.tm_min, 2);
+    out[16] = ':';
+    ag_audit_digits(out + 17, tm.tm_sec, 2);
     out[19] = '.';
 
     for (i = 25; i >= 20; i--) {

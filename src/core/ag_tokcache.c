@@ -83,19 +83,33 @@ ag_tokcache_free(ag_tokcache_t *c)
 }
 
 
-/* FNV-1a, seeded */
+/*
+ * Seeded, eight bytes at a time: tokens are hundreds of bytes and looked up
+ * on every call. A collision only costs a miss (entries are compared whole),
+ * and the seed keeps an agent from aiming for one.
+ */
 static uint64_t
 ag_tokcache_hash(const ag_tokcache_t *c, const char *tok, size_t len)
 {
     size_t    i;
-    uint64_t  h;
+    uint64_t  h, w;
 
-    h = 14695981039346656037ULL ^ c->seed;
+    h = 0x9e3779b97f4a7c15ULL ^ c->seed ^ (uint64_t) len;
 
-    for (i = 0; i < len; i++) {
-        h ^= (unsigned char) tok[i];
-        h *= 1099511628211ULL;
+    for (i = 0; i + 8 <= len; i += 8) {
+        memcpy(&w, tok + i, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 31;
     }
+
+    w = 0;
+    if (len > i) {
+        memcpy(&w, tok + i, len - i);
+    }
+    h = (h ^ w) * 0x94d049bb133111ebULL;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 32;
 
     return h;
 }
@@ -109,9 +123,14 @@ ag_tokcache_find(ag_tokcache_t *c, const char *tok, size_t len, uint64_t h)
 
     set = &c->entries[(h & (c->nsets - 1)) * 2];
 
+    /*
+     * Bytes are compared only once the seeded 64-bit hash matched: an agent
+     * cannot choose which cached token its bytes are compared with, so the
+     * comparison need not take constant time (it runs on every call).
+     */
     for (i = 0; i < 2; i++) {
         if (set[i].tok != NULL && set[i].hash == h && set[i].len == len
-            && CRYPTO_memcmp(set[i].tok, tok, len) == 0)
+            && memcmp(set[i].tok, tok, len) == 0)
         {
             return &set[i];
         }

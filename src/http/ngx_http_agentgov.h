@@ -91,6 +91,8 @@ typedef struct {
     unsigned             secret_in_path:1;  /* never write the path down */
     unsigned             held:1;         /* parked until its hold closes */
     unsigned             approved:1;     /* its hold was approved */
+    unsigned             audit_wait:1;   /* its record is to be written */
+    unsigned             audit_failed:1; /* and could not be */
 
     ngx_int_t            rc;             /* the access handler's answer once decided */
 
@@ -221,6 +223,8 @@ ngx_int_t ngx_http_agentgov_audit_init_module(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_agentgov_audit_init_process(ngx_cycle_t *cycle);
 void ngx_http_agentgov_audit_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_agentgov_audit_call(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
+ngx_int_t ngx_http_agentgov_audit_call_later(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
 ngx_int_t ngx_http_agentgov_audit_log_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_agentgov_audit_event(ngx_http_request_t *r,

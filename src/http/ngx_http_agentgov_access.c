@@ -31,9 +31,45 @@ static ngx_int_t ngx_http_agentgov_pass(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref);
 static void ngx_http_agentgov_args_sha256(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_str_t *body);
+static ngx_int_t ngx_http_agentgov_unaudited(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx);
 static ngx_int_t ngx_http_agentgov_stop(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_loc_conf_t *alcf,
     ngx_http_agentgov_refusal_t *ref);
+
+
+/*
+ * Random bytes from a per-process pool that RAND_bytes() fills 4 KiB at a
+ * time: one call (and its fork check, a getpid()) per 256 request ids
+ * rather than per request. A pool filled in another process (before a fork)
+ * is never used.
+ */
+
+static ngx_int_t
+ngx_http_agentgov_random(u_char *out, size_t n)
+{
+    static u_char     pool[4096];
+    static size_t     left;
+    static ngx_pid_t  filled_by;
+
+    if (left < n || filled_by != ngx_pid) {
+        if (RAND_bytes(pool, sizeof(pool)) != 1) {
+            left = 0;
+            return NGX_ERROR;
+        }
+
+        left = sizeof(pool);
+        filled_by = ngx_pid;
+    }
+
+    left -= n;
+    ngx_memcpy(out, pool + left, n);
+
+    /* used bytes do not stay in memory */
+    ngx_explicit_memzero(pool + left, n);
+
+    return NGX_OK;
+}
 
 
 ngx_http_agentgov_ctx_t *
@@ -53,7 +89,7 @@ ngx_http_agentgov_get_ctx(ngx_http_request_t *r)
     }
 
     /* request ids name records an auditor may publish: unguessable */
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+    if (ngx_http_agentgov_random(rnd, sizeof(rnd)) != NGX_OK) {
         return NULL;
     }
 
@@ -85,6 +121,15 @@ ngx_http_agentgov_access_handler(ngx_http_request_t *r)
     ctx = ngx_http_agentgov_get_ctx(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->audit_wait) {
+        /* the phases ran again before the call's record was written */
+        return NGX_AGAIN;
+    }
+
+    if (ctx->audit_failed) {
+        return ngx_http_agentgov_unaudited(r, ctx);
     }
 
     if (ctx->held) {
@@ -431,22 +476,38 @@ ngx_http_agentgov_pass(ngx_http_request_t *r, ngx_http_agentgov_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_agentgov_audit_call(r, ctx, ref) != NGX_OK) {
-        ctx->decided = 1;
-        ctx->rc = NGX_DONE;
-        ngx_str_set(&ctx->decision_name, "deny");
+    /* its record goes out with this event loop iteration's, then the call */
+    rc = ngx_http_agentgov_audit_call_later(r, ctx, ref);
 
-        (void) ngx_http_agentgov_refusal(&fail, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                         "gateway_error", "the audit log "
-                                         "cannot be written");
-        return ngx_http_agentgov_refuse(r, ctx, &fail);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->decided = 1;
     ctx->passed = 1;
     ctx->rc = NGX_OK;
 
-    return NGX_OK;
+    return rc;
+}
+
+
+/* The call's record could not be written (fail=closed): it does not go on. */
+
+static ngx_int_t
+ngx_http_agentgov_unaudited(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx)
+{
+    ngx_http_agentgov_refusal_t  fail;
+
+    ctx->audit_failed = 0;
+    ctx->passed = 0;
+    ctx->rc = NGX_DONE;
+    ngx_str_set(&ctx->decision_name, "deny");
+
+    (void) ngx_http_agentgov_refusal(&fail, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "gateway_error", "the audit log "
+                                     "cannot be written");
+    return ngx_http_agentgov_refuse(r, ctx, &fail);
 }
 
 

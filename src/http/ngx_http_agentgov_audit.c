@@ -51,6 +51,13 @@ typedef struct {
     size_t                           len;
 } ngx_http_agentgov_audit_entry_t;
 
+/* a call waiting for its record to be written (audit_call_later) */
+typedef struct {
+    ngx_queue_t                      queue;
+    ngx_http_request_t              *r;
+    ngx_http_agentgov_ctx_t         *ctx;
+} ngx_http_agentgov_audit_wait_t;
+
 
 /* what the writer does under the lock */
 typedef struct {
@@ -83,6 +90,11 @@ static void ngx_http_agentgov_audit_sign(
     ngx_http_agentgov_main_conf_t *amcf, ngx_log_t *log, uint64_t seq,
     u_char *hash, ngx_uint_t master);
 static void ngx_http_agentgov_audit_queue(const ag_buf_t *body);
+static ngx_int_t ngx_http_agentgov_audit_record(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref,
+    ngx_http_agentgov_count_t *cnt);
+static void ngx_http_agentgov_audit_batch(ngx_event_t *ev);
+static void ngx_http_agentgov_audit_unwait(void *data);
 static void ngx_http_agentgov_audit_flush_handler(ngx_event_t *ev);
 static void ngx_http_agentgov_audit_tick(ngx_event_t *ev);
 static void ngx_http_agentgov_audit_cleanup(void *data);
@@ -95,6 +107,8 @@ static ngx_uint_t    ngx_http_agentgov_audit_nq;
 static ag_buf_t      ngx_http_agentgov_audit_lines;
 static ag_buf_t      ngx_http_agentgov_audit_body;
 static ngx_event_t   ngx_http_agentgov_audit_flush_ev;
+static ngx_event_t   ngx_http_agentgov_audit_batch_ev;
+static ngx_queue_t   ngx_http_agentgov_audit_waiting;
 static ngx_event_t   ngx_http_agentgov_audit_tick_ev;
 static ngx_connection_t  ngx_http_agentgov_audit_dummy;
 
@@ -313,6 +327,11 @@ ngx_http_agentgov_audit_init_process(ngx_cycle_t *cycle)
     ngx_http_agentgov_audit_amcf = amcf;
 
     ngx_http_agentgov_audit_dummy.fd = (ngx_socket_t) -1;
+
+    ngx_queue_init(&ngx_http_agentgov_audit_waiting);
+    ngx_http_agentgov_audit_batch_ev.handler = ngx_http_agentgov_audit_batch;
+    ngx_http_agentgov_audit_batch_ev.data = &ngx_http_agentgov_audit_dummy;
+    ngx_http_agentgov_audit_batch_ev.log = cycle->log;
 
     ngx_http_agentgov_audit_flush_ev.handler =
                                          ngx_http_agentgov_audit_flush_handler;
@@ -950,9 +969,143 @@ ngx_http_agentgov_audit_call(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref)
 {
     ngx_int_t                        rc;
+    ngx_http_agentgov_count_t        count;
+    ngx_http_agentgov_main_conf_t   *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentgov_module);
+
+    if (ngx_http_agentgov_audit_record(r, ctx, ref, &count) != NGX_OK) {
+        /* no audit log: counted */
+        return NGX_OK;
+    }
+
+    /* results queued before this record go out in the same write() */
+
+    rc = ngx_http_agentgov_audit_flush(amcf, r->connection->log, &count, 0);
+
+    if (rc == NGX_OK) {
+        ctx->audited = 1;
+        return NGX_OK;
+    }
+
+    return amcf->audit->fail_open ? NGX_OK : NGX_ERROR;
+}
+
+
+/*
+ * The record of a call that goes on, written with those of every other
+ * call decided in the same event loop iteration, in one write() at its end
+ * (ngx_http_agentgov_audit_batch): the call waits for it, so that it still
+ * leaves only once its record is in the file. NGX_AGAIN: the request
+ * resumes its phases after the write, and ngx_http_agentgov_audit_resumed()
+ * tells how the write went. NGX_OK: no audit log (counted).
+ */
+
+ngx_int_t
+ngx_http_agentgov_audit_call_later(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref)
+{
+    ngx_pool_cleanup_t              *cln;
+    ngx_http_agentgov_count_t        count;
+    ngx_http_agentgov_audit_wait_t  *w;
+    ngx_http_agentgov_main_conf_t   *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentgov_module);
+
+    if (ngx_http_agentgov_audit_record(r, ctx, ref, &count) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    ngx_http_agentgov_store_count(amcf->zone->data, &count);
+
+    w = ngx_palloc(r->pool, sizeof(ngx_http_agentgov_audit_wait_t));
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+
+    if (w == NULL || cln == NULL) {
+        /* the record is queued: it goes with the next write */
+        return NGX_ERROR;
+    }
+
+    w->r = r;
+    w->ctx = ctx;
+    ngx_queue_insert_tail(&ngx_http_agentgov_audit_waiting, &w->queue);
+
+    cln->handler = ngx_http_agentgov_audit_unwait;
+    cln->data = w;
+
+    ctx->audit_wait = 1;
+
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    if (!ngx_http_agentgov_audit_batch_ev.posted) {
+        ngx_post_event(&ngx_http_agentgov_audit_batch_ev, &ngx_posted_events);
+    }
+
+    return NGX_AGAIN;
+}
+
+
+/* The end of the event loop iteration: one write, then the calls go on. */
+
+static void
+ngx_http_agentgov_audit_batch(ngx_event_t *ev)
+{
+    ngx_int_t                        rc;
+    ngx_queue_t                     *q;
+    ngx_http_agentgov_audit_wait_t  *w;
+
+    rc = ngx_http_agentgov_audit_nq
+         ? ngx_http_agentgov_audit_flush(ngx_http_agentgov_audit_amcf, ev->log,
+                                         NULL, 0)
+         : NGX_OK;
+
+    if (rc != NGX_OK && ngx_http_agentgov_audit_amcf->audit->fail_open) {
+        rc = NGX_DECLINED;
+    }
+
+    while (!ngx_queue_empty(&ngx_http_agentgov_audit_waiting)) {
+        q = ngx_queue_head(&ngx_http_agentgov_audit_waiting);
+        w = ngx_queue_data(q, ngx_http_agentgov_audit_wait_t, queue);
+
+        ngx_queue_remove(q);
+        ngx_queue_init(q);
+
+        w->ctx->audit_wait = 0;
+        w->ctx->audited = (rc == NGX_OK);
+        w->ctx->audit_failed = (rc == NGX_ERROR);
+
+        ngx_post_event(w->r->connection->write, &ngx_posted_events);
+    }
+}
+
+
+/* The request ended while it waited (the worker is shutting down). */
+
+static void
+ngx_http_agentgov_audit_unwait(void *data)
+{
+    ngx_http_agentgov_audit_wait_t *w = data;
+
+    if (w->ctx->audit_wait) {
+        ngx_queue_remove(&w->queue);
+        w->ctx->audit_wait = 0;
+    }
+}
+
+
+/*
+ * The call record: built and queued. NGX_DECLINED without an audit log
+ * (the decision is counted then); *count is the decision to count with the
+ * write otherwise.
+ */
+
+static ngx_int_t
+ngx_http_agentgov_audit_record(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref,
+    ngx_http_agentgov_count_t *cnt)
+{
     ngx_str_t                        decision, path;
     ag_audit_rec_t                   rec;
-    ngx_http_agentgov_count_t        count;
     ngx_http_agentgov_store_t       *s;
     ngx_http_agentgov_main_conf_t   *amcf;
 
@@ -971,19 +1124,19 @@ ngx_http_agentgov_audit_call(ngx_http_request_t *r,
         ngx_str_set(&decision, "allow");
     }
 
-    count.tool.p = ctx->tool ? ctx->tool->name : NULL;
-    count.tool.len = ctx->tool ? ngx_strlen(ctx->tool->name) : 0;
-    count.decision = ngx_http_agentgov_audit_decision(&decision);
-    count.code = ref ? ngx_http_agentgov_audit_code(ref->code) : -1;
-    count.latency_us = ctx->busy_us + ngx_http_agentgov_monotonic_us()
-                       - ctx->entered_us;
+    cnt->tool.p = ctx->tool ? ctx->tool->name : NULL;
+    cnt->tool.len = ctx->tool ? ngx_strlen(ctx->tool->name) : 0;
+    cnt->decision = ngx_http_agentgov_audit_decision(&decision);
+    cnt->code = ref ? ngx_http_agentgov_audit_code(ref->code) : -1;
+    cnt->latency_us = ctx->busy_us + ngx_http_agentgov_monotonic_us()
+                      - ctx->entered_us;
 
     if (amcf->audit == NULL) {
         if (s) {
-            ngx_http_agentgov_store_count(s, &count);
+            ngx_http_agentgov_store_count(s, cnt);
         }
 
-        return NGX_OK;
+        return NGX_DECLINED;
     }
 
     ngx_memzero(&rec, sizeof(rec));
@@ -1067,16 +1220,7 @@ ngx_http_agentgov_audit_call(ngx_http_request_t *r,
     ag_audit_body(&rec, &ngx_http_agentgov_audit_body);
     ngx_http_agentgov_audit_queue(&ngx_http_agentgov_audit_body);
 
-    /* results queued before this record go out in the same write() */
-
-    rc = ngx_http_agentgov_audit_flush(amcf, r->connection->log, &count, 0);
-
-    if (rc == NGX_OK) {
-        ctx->audited = 1;
-        return NGX_OK;
-    }
-
-    return amcf->audit->fail_open ? NGX_OK : NGX_ERROR;
+    return NGX_OK;
 }
 
 

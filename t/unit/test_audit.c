@@ -586,6 +586,35 @@ test_ts(void **state)
     ag_audit_ts(INT64_MAX, ts);
     assert_string_equal(ts, "9999-12-31T23:59:59.999999Z");
     assert_int_equal(strlen(ts), AG_AUDIT_TS_LEN);
+
+    ag_audit_ts(INT64_C(951782400) * 1000000, ts);       /* a leap day */
+    assert_string_equal(ts, "2000-02-29T00:00:00.000000Z");
+
+    ag_audit_ts(INT64_C(4107542399) * 1000000, ts);      /* 2100: no leap */
+    assert_string_equal(ts, "2100-02-28T23:59:59.000000Z");
+}
+
+
+/* The date by hand agrees with the C library's, second by second across
+   leap years and centuries. */
+static void
+test_ts_libc(void **state)
+{
+    int64_t    t;
+    time_t     tt;
+    char       ts[AG_AUDIT_TS_LEN + 1], want[32];
+    struct tm  tm;
+
+    (void) state;
+
+    for (t = 0; t < INT64_C(253402300799); t += 86399 * 7 + 12345) {
+        tt = (time_t) t;
+        assert_non_null(gmtime_r(&tt, &tm));
+        assert_int_equal(strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S", &tm),
+                         19);
+        ag_audit_ts(t * 1000000, ts);
+        assert_memory_equal(ts, want, 19);
+    }
 }
 
 
@@ -1995,6 +2024,7 @@ main(void)
         cmocka_unit_test(test_json_str),
         cmocka_unit_test(test_json_str_invalid_utf8),
         cmocka_unit_test(test_ts),
+        cmocka_unit_test(test_ts_libc),
         cmocka_unit_test(test_hmac_vectors),
         cmocka_unit_test(test_key_limits),
         cmocka_unit_test(test_seal_vector),
