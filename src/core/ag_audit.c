@@ -131,6 +131,17 @@ ag_buf_u64(ag_buf_t *b, uint64_t v)
 }
 
 
+/* bytes a JSON string holds as they are: printable ASCII but '"' and '\\' */
+static const unsigned char  ag_json_plain[256] = {
+    [0x20] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0
+};
+
+
 void
 ag_buf_json_str(ag_buf_t *b, const char *s, size_t len)
 {
@@ -147,9 +158,7 @@ ag_buf_json_str(ag_buf_t *b, const char *s, size_t len)
 
         /* the longest run that needs no escaping, in one copy */
         run = i;
-        while (run < len && u[run] >= 0x20 && u[run] < 0x7f
-               && u[run] != '"' && u[run] != '\\')
-        {
+        while (run < len && ag_json_plain[u[run]]) {
             run++;
         }
 

@@ -123,6 +123,7 @@ typedef struct {
     char        *src;
     pcre2_code  *code;
     int          jit;
+    uint32_t     minlen;    /* no shorter text can match it */
 } ag_secret_pat_t;
 
 struct ag_secrets_s {
@@ -472,6 +473,13 @@ ag_secrets_new(const ag_policy_t *p, char *err, size_t errlen)
            it, pcre2_jit_match skips checks that compile time has made */
         s->pat[i].jit = pcre2_jit_compile(s->pat[i].code, PCRE2_JIT_COMPLETE)
                         == 0;
+
+        if (pcre2_pattern_info(s->pat[i].code, PCRE2_INFO_MINLENGTH,
+                               &s->pat[i].minlen)
+            != 0)
+        {
+            s->pat[i].minlen = 0;
+        }
     }
 
     s->mctx = pcre2_match_context_create(NULL);
@@ -599,6 +607,11 @@ ag_scan_pattern(ag_scan_t *sc, size_t i, const char *text, size_t len,
     int          rc;
     size_t       start, m0, m1;
     PCRE2_SIZE  *ov;
+
+    /* most paths, queries and header values are shorter than any key */
+    if (len < sc->s->pat[i].minlen) {
+        return 0;
+    }
 
     for (start = 0; start < len; ) {
         rc = sc->s->pat[i].jit
