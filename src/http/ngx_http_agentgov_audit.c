@@ -108,6 +108,12 @@ static ag_buf_t      ngx_http_agentgov_audit_lines;
 static ag_buf_t      ngx_http_agentgov_audit_body;
 static ngx_event_t   ngx_http_agentgov_audit_flush_ev;
 static ngx_event_t   ngx_http_agentgov_audit_batch_ev;
+
+/* decisions to count with the next write (one more for its own) */
+#define NGX_HTTP_AGENTGOV_COUNTS  256
+static ngx_http_agentgov_count_t  ngx_http_agentgov_audit_counts[
+                                      NGX_HTTP_AGENTGOV_COUNTS + 1];
+static ngx_uint_t    ngx_http_agentgov_audit_ncounts;
 static ngx_queue_t   ngx_http_agentgov_audit_waiting;
 static ngx_event_t   ngx_http_agentgov_audit_tick_ev;
 static ngx_connection_t  ngx_http_agentgov_audit_dummy;
@@ -393,7 +399,7 @@ ngx_http_agentgov_audit_tick(ngx_event_t *ev)
 
     (void) ngx_http_agentgov_store_audit(amcf->zone->data,
                                          ngx_http_agentgov_audit_locked, &job,
-                                         NULL, 0);
+                                         NULL, 0, 0);
     if (job.cp_due) {
         ngx_http_agentgov_audit_sign(amcf, ev->log, job.cp_seq,
                                            job.cp_hash, 0);
@@ -436,6 +442,7 @@ ngx_http_agentgov_audit_flush(ngx_http_agentgov_main_conf_t *amcf,
     ngx_log_t *log, const ngx_http_agentgov_count_t *count, ngx_uint_t master)
 {
     ngx_int_t                       rc;
+    ngx_uint_t                      nc;
     ngx_http_agentgov_audit_job_t   job;
 
     ngx_memzero(&job, sizeof(job));
@@ -444,9 +451,18 @@ ngx_http_agentgov_audit_flush(ngx_http_agentgov_main_conf_t *amcf,
     job.queue = &ngx_http_agentgov_audit_q;
     job.count = ngx_http_agentgov_audit_nq;
 
+    /* the decisions counted since the last write go with this one */
+    nc = ngx_http_agentgov_audit_ncounts;
+
+    if (count) {
+        ngx_http_agentgov_audit_counts[nc++] = *count;
+    }
+
     rc = ngx_http_agentgov_store_audit(amcf->zone->data,
                                        ngx_http_agentgov_audit_locked, &job,
-                                       count, master);
+                                       ngx_http_agentgov_audit_counts, nc,
+                                       master);
+    ngx_http_agentgov_audit_ncounts = 0;
     if (rc == NGX_BUSY) {
         ngx_log_error(NGX_LOG_ALERT, log, 0,
                       "agentgov: the zone stays locked: audit records lost");
@@ -505,7 +521,7 @@ ngx_http_agentgov_audit_sign(ngx_http_agentgov_main_conf_t *amcf,
 
     rc = ngx_http_agentgov_store_audit(amcf->zone->data,
                                        ngx_http_agentgov_audit_locked, &job,
-                                       NULL, master);
+                                       NULL, 0, master);
 
     ag_buf_reset(&ngx_http_agentgov_audit_q);
     ngx_http_agentgov_audit_nq = 0;
@@ -1016,7 +1032,12 @@ ngx_http_agentgov_audit_call_later(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    ngx_http_agentgov_store_count(amcf->zone->data, &count);
+    if (ngx_http_agentgov_audit_ncounts < NGX_HTTP_AGENTGOV_COUNTS) {
+        ngx_http_agentgov_audit_counts[ngx_http_agentgov_audit_ncounts++] =
+                                                                        count;
+    } else {
+        ngx_http_agentgov_store_count(amcf->zone->data, &count);
+    }
 
     w = ngx_palloc(r->pool, sizeof(ngx_http_agentgov_audit_wait_t));
     cln = ngx_pool_cleanup_add(r->pool, 0);

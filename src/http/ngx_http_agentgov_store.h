@@ -385,7 +385,7 @@ extern const int64_t ngx_http_agentgov_metric_bounds[];  /* bucket bounds, us */
 /*
  * Run handler under the store's lock with the audit chain head (the one
  * place the chain's order is decided: the handler seals and writes there),
- * and count c (may be NULL) under the same lock. `master`: the caller is the
+ * and count the nc decisions c under the same lock. `master`: the caller is the
  * master process, which must not wait forever for a lock a dead worker may
  * hold. Returns the handler's result, or NGX_BUSY if the lock was not had.
  */
@@ -394,7 +394,7 @@ typedef ngx_int_t (*ngx_http_agentgov_audit_pt)(void *data,
 
 ngx_int_t ngx_http_agentgov_store_audit(ngx_http_agentgov_store_t *s,
     ngx_http_agentgov_audit_pt handler, void *data,
-    const ngx_http_agentgov_count_t *c, ngx_uint_t master);
+    const ngx_http_agentgov_count_t *c, ngx_uint_t nc, ngx_uint_t master);
 
 /* Count a decision without an audit record. */
 void ngx_http_agentgov_store_count(ngx_http_agentgov_store_t *s,

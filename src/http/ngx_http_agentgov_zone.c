@@ -2498,7 +2498,7 @@ ngx_http_agentgov_count(ngx_http_agentgov_metrics_t *m,
 ngx_int_t
 ngx_http_agentgov_store_audit(ngx_http_agentgov_store_t *s,
     ngx_http_agentgov_audit_pt handler, void *data,
-    const ngx_http_agentgov_count_t *c, ngx_uint_t master)
+    const ngx_http_agentgov_count_t *c, ngx_uint_t nc, ngx_uint_t master)
 {
     ngx_int_t   rc;
     ngx_uint_t  n;
@@ -2520,8 +2520,8 @@ ngx_http_agentgov_store_audit(ngx_http_agentgov_store_t *s,
 
     rc = handler ? handler(data, &s->sh->audit) : NGX_OK;
 
-    if (c) {
-        ngx_http_agentgov_count(&s->sh->metrics, c);
+    for (n = 0; n < nc; n++) {
+        ngx_http_agentgov_count(&s->sh->metrics, &c[n]);
     }
 
     ngx_shmtx_unlock(&s->shpool->mutex);
