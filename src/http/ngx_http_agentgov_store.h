@@ -67,6 +67,12 @@ ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_task_get(
     ngx_http_agentgov_store_t *s, ag_str_t id, ag_task_t *t, u_char *buf,
     size_t len, int64_t now);
 
+/* The same, after checking in the same look that `agent` may act:
+   SUSPENDED when it (or everyone) is suspended. */
+ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_task_use(
+    ngx_http_agentgov_store_t *s, ag_str_t agent, ag_str_t id, ag_task_t *t,
+    u_char *buf, size_t len, int64_t now);
+
 /* Set a live task's expiry. NOT_LIVE if it is not live (or has expired). */
 ngx_http_agentgov_store_rc_e ngx_http_agentgov_store_task_renew(
     ngx_http_agentgov_store_t *s, ag_str_t id, int64_t expires, int64_t now);

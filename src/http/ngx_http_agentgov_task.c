@@ -25,6 +25,12 @@ static ag_tokcache_t  *ngx_http_agentgov_taskcache;
 
 static ngx_int_t ngx_http_agentgov_task_keep(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, u_char *buf);
+static ngx_int_t ngx_http_agentgov_task_claim(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ag_str_t agent, ag_task_t *claimed,
+    ngx_http_agentgov_refusal_t *ref);
+static ngx_int_t ngx_http_agentgov_task_live(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_store_rc_e rc, u_char *buf,
+    ngx_http_agentgov_refusal_t *ref);
 static ag_task_token_status_t ngx_http_agentgov_task_token(
     ngx_http_request_t *r, ngx_table_elt_t *h, ngx_http_agentgov_ctx_t *ctx,
     ag_task_t *claimed);
@@ -35,13 +41,9 @@ ngx_http_agentgov_task_check(ngx_http_request_t *r,
     ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_refusal_t *ref)
 {
     u_char                          buf[NGX_HTTP_AGENTGOV_TASK_BUF];
-    size_t                          len;
     ag_str_t                        agent;
-    ngx_uint_t                      n;
+    ngx_int_t                       claim;
     ag_task_t                       claimed;
-    ngx_table_elt_t                *h;
-    ngx_pool_cleanup_t             *cln;
-    ag_task_token_status_t          st;
     ngx_http_agentgov_store_t      *store;
     ngx_http_agentgov_store_rc_e    rc;
 
@@ -50,9 +52,32 @@ ngx_http_agentgov_task_check(ngx_http_request_t *r,
     agent.p = ctx->agent->name;
     agent.len = ngx_strlen(ctx->agent->name);
 
-    /* the kill switch comes before anything the agent presents */
+    claim = ngx_http_agentgov_task_claim(r, ctx, agent, &claimed, ref);
 
-    rc = ngx_http_agentgov_store_agent_check(store, agent);
+    if (claim == NGX_DECLINED) {
+        /* the kill switch answers before anything the agent presents */
+        if (ngx_http_agentgov_store_agent_check(store, agent)
+            == NGX_AGENTGOV_STORE_SUSPENDED)
+        {
+            return ngx_http_agentgov_refusal(ref, NGX_HTTP_FORBIDDEN,
+                                             "agent_suspended",
+                                             "the agent is suspended");
+        }
+
+        return NGX_DECLINED;
+    }
+
+    if (claim != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* not suspended, and the task live, right now, on every worker: one
+       look at the store */
+
+    rc = ngx_http_agentgov_store_task_use(store, agent, claimed.id,
+                                          &ctx->task, buf,
+                                          NGX_HTTP_AGENTGOV_TASK_BUF,
+                                          ngx_time());
 
     if (rc == NGX_AGENTGOV_STORE_SUSPENDED) {
         return ngx_http_agentgov_refusal(ref, NGX_HTTP_FORBIDDEN,
@@ -60,9 +85,25 @@ ngx_http_agentgov_task_check(ngx_http_request_t *r,
                                          "the agent is suspended");
     }
 
-    if (rc != NGX_AGENTGOV_STORE_OK) {
-        return NGX_ERROR;
-    }
+    return ngx_http_agentgov_task_live(r, ctx, rc, buf, ref);
+}
+
+
+/*
+ * The task token the call presents, verified (or from the cache) and bound
+ * to this agent: NGX_DECLINED with the refusal in ref.
+ */
+
+static ngx_int_t
+ngx_http_agentgov_task_claim(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ag_str_t agent, ag_task_t *claimed,
+    ngx_http_agentgov_refusal_t *ref)
+{
+    size_t                          len;
+    ngx_uint_t                      n;
+    ngx_table_elt_t                *h;
+    ngx_pool_cleanup_t             *cln;
+    ag_task_token_status_t          st;
 
     h = ngx_http_agentgov_find_header(r, "Agent-Task", sizeof("Agent-Task") - 1,
                                       &n);
@@ -85,7 +126,7 @@ ngx_http_agentgov_task_check(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    st = ngx_http_agentgov_task_token(r, h, ctx, &claimed);
+    st = ngx_http_agentgov_task_token(r, h, ctx, claimed);
 
     if (st == AG_TASK_TOKEN_EXPIRED) {
         return ngx_http_agentgov_refusal(ref, NGX_HTTP_UNAUTHORIZED,
@@ -107,10 +148,10 @@ ngx_http_agentgov_task_check(ngx_http_request_t *r,
 
     len = ctx->cnf[0] ? sizeof(ctx->cnf) : 0;
 
-    if (claimed.agent.len != agent.len
-        || ngx_strncmp(claimed.agent.p, agent.p, agent.len) != 0
-        || claimed.cnf.len != len
-        || (len && ngx_strncmp(claimed.cnf.p, ctx->cnf, len) != 0))
+    if (claimed->agent.len != agent.len
+        || ngx_strncmp(claimed->agent.p, agent.p, agent.len) != 0
+        || claimed->cnf.len != len
+        || (len && ngx_strncmp(claimed->cnf.p, ctx->cnf, len) != 0))
     {
         return ngx_http_agentgov_refusal(ref, NGX_HTTP_UNAUTHORIZED,
                                          "no_task",
@@ -118,12 +159,17 @@ ngx_http_agentgov_task_check(ngx_http_request_t *r,
                                          "another identity");
     }
 
-    /* live, right now, on every worker */
+    return NGX_OK;
+}
 
-    rc = ngx_http_agentgov_store_task_get(store, claimed.id, &ctx->task, buf,
-                                          NGX_HTTP_AGENTGOV_TASK_BUF,
-                                          ngx_time());
 
+/* The task the store gave (rc): live, or the refusal that says why not. */
+
+static ngx_int_t
+ngx_http_agentgov_task_live(ngx_http_request_t *r,
+    ngx_http_agentgov_ctx_t *ctx, ngx_http_agentgov_store_rc_e rc, u_char *buf,
+    ngx_http_agentgov_refusal_t *ref)
+{
     if (rc == NGX_AGENTGOV_STORE_NOT_FOUND) {
         return ngx_http_agentgov_refusal(ref, NGX_HTTP_UNAUTHORIZED,
                                          "task_revoked",

@@ -1791,8 +1791,18 @@ ngx_http_agentgov_store_rc_e
 ngx_http_agentgov_store_task_get(ngx_http_agentgov_store_t *s, ag_str_t id,
     ag_task_t *t, u_char *buf, size_t len, int64_t now)
 {
+    return ngx_http_agentgov_store_task_use(s, (ag_str_t) { NULL, 0 }, id, t,
+                                            buf, len, now);
+}
+
+
+ngx_http_agentgov_store_rc_e
+ngx_http_agentgov_store_task_use(ngx_http_agentgov_store_t *s, ag_str_t agent,
+    ag_str_t id, ag_task_t *t, u_char *buf, size_t len, int64_t now)
+{
     size_t                          strs;
-    uint32_t                        hash;
+    uint32_t                        hash, ahash;
+    ngx_http_agentgov_agent_t      *an;
     ngx_http_agentgov_task_data_t   d;
     ngx_http_agentgov_store_rc_e    rc;
     ngx_http_agentgov_task_node_t  *rec;
@@ -1802,8 +1812,20 @@ ngx_http_agentgov_store_task_get(ngx_http_agentgov_store_t *s, ag_str_t id,
     }
 
     hash = ngx_http_agentgov_hash(id.p, id.len);
+    ahash = agent.len ? ngx_http_agentgov_hash(agent.p, agent.len) : 0;
 
     ngx_shmtx_lock(&s->shpool->mutex);
+
+    if (agent.len) {
+        /* the kill switch first */
+        an = ngx_http_agentgov_agent_lookup(s->sh, ahash, (u_char *) agent.p,
+                                            agent.len);
+
+        if (s->sh->stopped || (an && an->suspended)) {
+            rc = NGX_AGENTGOV_STORE_SUSPENDED;
+            goto done;
+        }
+    }
 
     ngx_http_agentgov_expire(s, now, NGX_HTTP_AGENTGOV_EXPIRE_BATCH);
 
