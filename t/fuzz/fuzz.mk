@@ -15,8 +15,8 @@
 # FUZZ_REPLAY_BIN are gcc builds of each target with t/fuzz/replay.c: one
 # cmocka-style test per corpus file, for t/run-all (see `test:` below).
 
-FUZZ_TARGETS    := json policy policy_index call jwt jwt_claims jwks spiffe \
-                   spiffe_id match task task_plan audit_read audit \
+FUZZ_TARGETS    := json json_diff policy policy_index call jwt jwt_claims jwks \
+                   spiffe spiffe_id match task task_plan audit_read audit \
                    audit_tail secrets mcp mcp_filter
 FUZZ_RUN        ?= $(FUZZ_TARGETS)
 FUZZ_SECONDS    ?= 30
@@ -29,6 +29,7 @@ FUZZ_BIN        := $(patsubst %,$(FUZZ_DIR)/clang/fuzz_%,$(FUZZ_TARGETS))
 
 # -max_len per target: what the parser reads in practice, with room to spare
 FUZZ_MAXLEN_json         := 4096
+FUZZ_MAXLEN_json_diff    := 4096
 FUZZ_MAXLEN_policy       := 8192
 FUZZ_MAXLEN_policy_index := 2048
 FUZZ_MAXLEN_call         := 4096
