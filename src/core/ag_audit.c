@@ -23,7 +23,6 @@
 #define AG_AUDIT_SHA256_BLOCK   64
 #define AG_AUDIT_TAIL_CHUNK     65536
 
-static const char  ag_hex[] = "0123456789abcdef";
 
 /* the fixed first and last members of every line */
 #define AG_AUDIT_SEQ_OPEN    "{\"seq\":"
@@ -324,18 +323,6 @@ ag_audit_key_free(ag_audit_key_t *k)
     EVP_MD_CTX_free(k->outer);
     EVP_MD_CTX_free(k->work);
     free(k);
-}
-
-
-static void
-ag_hex_encode(const unsigned char *in, size_t len, char *out)
-{
-    size_t  i;
-
-    for (i = 0; i < len; i++) {
-        out[2 * i] = ag_hex[in[i] >> 4];
-        out[2 * i + 1] = ag_hex[in[i] & 0x0f];
-    }
 }
 
 

@@ -243,19 +243,14 @@ ag_audit_held_error(ag_audit_verifier_t *v, char *err, size_t errlen)
 static int
 ag_audit_sha256_hex(EVP_MD_CTX *c, char hex[AG_AUDIT_HEX])
 {
-    size_t         i;
     unsigned int   mdlen;
     unsigned char  md[32];
-    static const char  digits[] = "0123456789abcdef";
 
     if (EVP_DigestFinal_ex(c, md, &mdlen) != 1) {
         return -1;
     }
 
-    for (i = 0; i < sizeof(md); i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 0x0f];
-    }
+    ag_hex_encode(md, sizeof(md), hex);
 
     return 0;
 }

@@ -172,30 +172,11 @@ ag_hold_state_name(ag_hold_state_t s)
 }
 
 
-static int
-ag_hold_digest_part(EVP_MD_CTX *c, const char *p, size_t len)
-{
-    unsigned char  n[8];
-    size_t         i;
-
-    /* the length first, so that no two calls can run together into one */
-    for (i = 0; i < 8; i++) {
-        n[i] = (unsigned char) ((uint64_t) len >> (56 - 8 * i));
-    }
-
-    return EVP_DigestUpdate(c, n, sizeof(n)) == 1
-           && (len == 0 || EVP_DigestUpdate(c, p, len) == 1);
-}
-
-
 int
 ag_hold_digest(const ag_call_t *call, const char *body, size_t body_len,
     char hex[AG_HOLD_DIGEST_HEX])
 {
-    static const char  digits[] = "0123456789abcdef";
-
     int             ok;
-    size_t          i;
     unsigned int    n;
     unsigned char   md[32];
     EVP_MD_CTX     *c;
@@ -206,15 +187,15 @@ ag_hold_digest(const ag_call_t *call, const char *body, size_t body_len,
     }
 
     ok = EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1
-         && ag_hold_digest_part(c, "agentgov call v1", 16)
-         && ag_hold_digest_part(c, call->agent.p, call->agent.len)
-         && ag_hold_digest_part(c, call->task.p, call->task.len)
-         && ag_hold_digest_part(c, call->tool.p, call->tool.len)
-         && ag_hold_digest_part(c, call->method.p, call->method.len)
-         && ag_hold_digest_part(c, call->host.p, call->host.len)
-         && ag_hold_digest_part(c, call->path.p, call->path.len)
-         && ag_hold_digest_part(c, call->query.p, call->query.len)
-         && ag_hold_digest_part(c, body, body_len)
+         && ag_digest_field(c, "agentgov call v1", 16)
+         && ag_digest_field(c, call->agent.p, call->agent.len)
+         && ag_digest_field(c, call->task.p, call->task.len)
+         && ag_digest_field(c, call->tool.p, call->tool.len)
+         && ag_digest_field(c, call->method.p, call->method.len)
+         && ag_digest_field(c, call->host.p, call->host.len)
+         && ag_digest_field(c, call->path.p, call->path.len)
+         && ag_digest_field(c, call->query.p, call->query.len)
+         && ag_digest_field(c, body, body_len)
          && EVP_DigestFinal_ex(c, md, &n) == 1;
 
     EVP_MD_CTX_free(c);
@@ -223,10 +204,7 @@ ag_hold_digest(const ag_call_t *call, const char *body, size_t body_len,
         return -1;
     }
 
-    for (i = 0; i < sizeof(md); i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 0x0f];
-    }
+    ag_hex_encode(md, sizeof(md), hex);
 
     return 0;
 }

@@ -16,6 +16,7 @@
 
 #include "ag_json.h"
 #include "ag_mcp.h"
+#include "ag_util.h"
 
 
 #define AG_MCP_CANON  (JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)
@@ -498,36 +499,6 @@ failed:
 
 /* --- digests ------------------------------------------------------------- */
 
-static int
-ag_mcp_digest_part(EVP_MD_CTX *c, const char *p, size_t len)
-{
-    unsigned char  n[8];
-    size_t         i;
-
-    /* the length first, so that no two calls can run together into one */
-    for (i = 0; i < 8; i++) {
-        n[i] = (unsigned char) ((uint64_t) len >> (56 - 8 * i));
-    }
-
-    return EVP_DigestUpdate(c, n, sizeof(n)) == 1
-           && (len == 0 || EVP_DigestUpdate(c, p, len) == 1);
-}
-
-
-static void
-ag_mcp_hex(const unsigned char *md, char *hex)
-{
-    static const char  digits[] = "0123456789abcdef";
-
-    size_t  i;
-
-    for (i = 0; i < 32; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 0x0f];
-    }
-}
-
-
 int
 ag_mcp_call_digest(const ag_call_t *call, char hex[AG_MCP_DIGEST_HEX])
 {
@@ -554,15 +525,15 @@ ag_mcp_call_digest(const ag_call_t *call, char hex[AG_MCP_DIGEST_HEX])
     }
 
     ok = EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1
-         && ag_mcp_digest_part(c, "agentgov mcp call v1", 20)
-         && ag_mcp_digest_part(c, call->agent.p, call->agent.len)
-         && ag_mcp_digest_part(c, call->task.p, call->task.len)
-         && ag_mcp_digest_part(c, call->tool.p, call->tool.len)
-         && ag_mcp_digest_part(c, call->mcp_method.p, call->mcp_method.len)
-         && ag_mcp_digest_part(c, call->mcp_tool.p, call->mcp_tool.len)
-         && ag_mcp_digest_part(c, call->mcp_resource.p, call->mcp_resource.len)
-         && ag_mcp_digest_part(c, call->mcp_prompt.p, call->mcp_prompt.len)
-         && ag_mcp_digest_part(c, args, args ? strlen(args) : 0)
+         && ag_digest_field(c, "agentgov mcp call v1", 20)
+         && ag_digest_field(c, call->agent.p, call->agent.len)
+         && ag_digest_field(c, call->task.p, call->task.len)
+         && ag_digest_field(c, call->tool.p, call->tool.len)
+         && ag_digest_field(c, call->mcp_method.p, call->mcp_method.len)
+         && ag_digest_field(c, call->mcp_tool.p, call->mcp_tool.len)
+         && ag_digest_field(c, call->mcp_resource.p, call->mcp_resource.len)
+         && ag_digest_field(c, call->mcp_prompt.p, call->mcp_prompt.len)
+         && ag_digest_field(c, args, args ? strlen(args) : 0)
          && EVP_DigestFinal_ex(c, md, &n) == 1;
 
     EVP_MD_CTX_free(c);
@@ -572,7 +543,7 @@ ag_mcp_call_digest(const ag_call_t *call, char hex[AG_MCP_DIGEST_HEX])
         return -1;
     }
 
-    ag_mcp_hex(md, hex);
+    ag_hex_encode(md, sizeof(md), hex);
 
     return 0;
 }
@@ -623,7 +594,7 @@ ag_mcp_tool_digest(json_t *tool, char hex[AG_MCP_DIGEST_HEX])
         return -1;
     }
 
-    ag_mcp_hex(md, hex);
+    ag_hex_encode(md, sizeof(md), hex);
 
     return 0;
 }

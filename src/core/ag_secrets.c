@@ -563,8 +563,6 @@ static int
 ag_scan_found(ag_scan_t *sc, size_t i, const char *m, size_t len,
     const char *where)
 {
-    static const char  digits[] = "0123456789abcdef";
-
     size_t         j;
     unsigned int   mdlen;
     unsigned char  md[EVP_MAX_MD_SIZE];
@@ -575,10 +573,7 @@ ag_scan_found(ag_scan_t *sc, size_t i, const char *m, size_t len,
         return -1;
     }
 
-    for (j = 0; j < 4; j++) {
-        sha8[2 * j] = digits[md[j] >> 4];
-        sha8[2 * j + 1] = digits[md[j] & 0x0f];
-    }
+    ag_hex_encode(md, 4, sha8);
     sha8[8] = '\0';
 
     for (j = 0; j < sc->n; j++) {

@@ -222,20 +222,6 @@ ag_task_hex_decode(ag_str_t hex, unsigned char out[AG_TASK_CNF_BYTES])
 }
 
 
-static void
-ag_task_hex_encode(const unsigned char *in, size_t len, char *out)
-{
-    static const char  digits[] = "0123456789abcdef";
-    size_t             i;
-
-    for (i = 0; i < len; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 0x0f];
-    }
-    out[2 * len] = '\0';
-}
-
-
 /* the next element of a list separated by sep, from *pos; 0 at the end */
 static int
 ag_task_next(ag_str_t list, char sep, size_t *pos, ag_str_t *elt)
@@ -910,7 +896,8 @@ ag_task_claim_cnf(json_t *c, ag_task_t *t)
         return -1;
     }
 
-    ag_task_hex_encode(raw, sizeof(raw), hex);
+    ag_hex_encode(raw, sizeof(raw), hex);
+    hex[2 * sizeof(raw)] = '\0';
 
     v = json_string(hex);
     if (json_object_set_new(c, "_cnf", v) != 0) {

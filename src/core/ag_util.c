@@ -4,6 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "ag_util.h"
 
 
@@ -311,4 +313,33 @@ ag_hex_digit(int c)
     }
 
     return -1;
+}
+
+
+void
+ag_hex_encode(const unsigned char *in, size_t len, char *out)
+{
+    static const char  digits[] = "0123456789abcdef";
+
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 0x0f];
+    }
+}
+
+
+int
+ag_digest_field(EVP_MD_CTX *c, const char *p, size_t len)
+{
+    unsigned char  n[8];
+    size_t         i;
+
+    for (i = 0; i < 8; i++) {
+        n[i] = (unsigned char) ((uint64_t) len >> (56 - 8 * i));
+    }
+
+    return EVP_DigestUpdate(c, n, sizeof(n)) == 1
+           && (len == 0 || EVP_DigestUpdate(c, p, len) == 1);
 }

@@ -43,6 +43,17 @@ int ag_rfc3339_us(const char *s, size_t len, int flags, int64_t *us);
 /* The value of a hex digit (either case), or -1. */
 int ag_hex_digit(int c);
 
+/* len bytes as 2 * len lower-case hex digits (no NUL added). */
+void ag_hex_encode(const unsigned char *in, size_t len, char *out);
+
+/*
+ * One field of a digest over several: its length (8 bytes, big-endian),
+ * then its bytes, so that no two different sequences of fields run
+ * together into the same input. 1, or 0 when the digest failed.
+ */
+struct evp_md_ctx_st;
+int ag_digest_field(struct evp_md_ctx_st *c, const char *p, size_t len);
+
 /* The length of the UTF-8 sequence at s (1 to 4), or 0 if it is not a
    valid one. */
 size_t ag_utf8_len(const unsigned char *s, size_t len);
