@@ -3414,6 +3414,9 @@ ngx_http_agentgov_store_session_check(ngx_http_agentgov_store_t *s,
 }
 
 
+#define NGX_HTTP_AGENTGOV_PIN_KEY  (NGX_HTTP_AGENTGOV_NAME_MAX + 1            \
+                                    + AG_MCP_NAME_MAX)
+
 static ngx_http_agentgov_pin_t *
 ngx_http_agentgov_pin_lookup(ngx_http_agentgov_store_t *s, ag_str_t tool,
     ag_str_t name, u_char *key, size_t *klen)
@@ -3433,17 +3436,31 @@ ngx_http_agentgov_pin_lookup(ngx_http_agentgov_store_t *s, ag_str_t tool,
 }
 
 
+/* The pin of (tool, name), made (empty) when there is none; NULL when the
+   zone is full. *created says which. */
+
 static ngx_http_agentgov_pin_t *
-ngx_http_agentgov_pin_create(ngx_http_agentgov_store_t *s, u_char *key,
-    size_t klen, int64_t now)
+ngx_http_agentgov_pin_obtain(ngx_http_agentgov_store_t *s, ag_str_t tool,
+    ag_str_t name, int64_t now, ngx_uint_t *created)
 {
+    u_char                    key[NGX_HTTP_AGENTGOV_PIN_KEY];
+    size_t                    klen;
     ngx_http_agentgov_pin_t  *n;
+
+    *created = 0;
+
+    n = ngx_http_agentgov_pin_lookup(s, tool, name, key, &klen);
+    if (n != NULL) {
+        return n;
+    }
 
     n = ngx_http_agentgov_alloc(s, offsetof(ngx_http_agentgov_pin_t, str)
                                    + klen, now);
     if (n == NULL) {
         return NULL;
     }
+
+    *created = 1;
 
     ngx_memzero(n, offsetof(ngx_http_agentgov_pin_t, str));
     ngx_memcpy(n->str, key, klen);
@@ -3461,17 +3478,12 @@ ngx_http_agentgov_pin_create(ngx_http_agentgov_store_t *s, u_char *key,
     return n;
 }
 
-
-#define NGX_HTTP_AGENTGOV_PIN_KEY  (NGX_HTTP_AGENTGOV_NAME_MAX + 1            \
-                                    + AG_MCP_NAME_MAX)
-
 ngx_http_agentgov_store_rc_e
 ngx_http_agentgov_store_pin_see(ngx_http_agentgov_store_t *s, ag_str_t tool,
     ag_str_t name, ag_str_t digest, ag_str_t policy_pin,
     ngx_http_agentgov_pin_e *result)
 {
-    u_char                         key[NGX_HTTP_AGENTGOV_PIN_KEY];
-    size_t                         klen;
+    ngx_uint_t                     created;
     ngx_http_agentgov_pin_t       *n;
     ngx_http_agentgov_store_rc_e   rc;
 
@@ -3486,15 +3498,14 @@ ngx_http_agentgov_store_pin_see(ngx_http_agentgov_store_t *s, ag_str_t tool,
 
     ngx_shmtx_lock(&s->shpool->mutex);
 
-    n = ngx_http_agentgov_pin_lookup(s, tool, name, key, &klen);
+    n = ngx_http_agentgov_pin_obtain(s, tool, name, ngx_time(), &created);
 
     if (n == NULL) {
-        n = ngx_http_agentgov_pin_create(s, key, klen, ngx_time());
-        if (n == NULL) {
-            rc = NGX_AGENTGOV_STORE_FULL;
-            goto done;
-        }
+        rc = NGX_AGENTGOV_STORE_FULL;
+        goto done;
+    }
 
+    if (created) {
         ngx_memcpy(n->pinned, policy_pin.len ? policy_pin.p : digest.p,
                    AG_MCP_DIGEST_HEX);
 
@@ -3559,8 +3570,7 @@ ngx_http_agentgov_store_rc_e
 ngx_http_agentgov_store_pin_accept(ngx_http_agentgov_store_t *s, ag_str_t tool,
     ag_str_t name, ag_str_t digest)
 {
-    u_char                         key[NGX_HTTP_AGENTGOV_PIN_KEY];
-    size_t                         klen;
+    ngx_uint_t                     created;
     ngx_http_agentgov_pin_t       *n;
     ngx_http_agentgov_store_rc_e   rc;
 
@@ -3574,14 +3584,11 @@ ngx_http_agentgov_store_pin_accept(ngx_http_agentgov_store_t *s, ag_str_t tool,
 
     ngx_shmtx_lock(&s->shpool->mutex);
 
-    n = ngx_http_agentgov_pin_lookup(s, tool, name, key, &klen);
+    n = ngx_http_agentgov_pin_obtain(s, tool, name, ngx_time(), &created);
 
     if (n == NULL) {
-        n = ngx_http_agentgov_pin_create(s, key, klen, ngx_time());
-        if (n == NULL) {
-            rc = NGX_AGENTGOV_STORE_FULL;
-            goto done;
-        }
+        rc = NGX_AGENTGOV_STORE_FULL;
+        goto done;
     }
 
     ngx_memcpy(n->pinned, digest.p, AG_MCP_DIGEST_HEX);
@@ -4476,9 +4483,8 @@ static ngx_int_t
 ngx_http_agentgov_state_pin_restore(ngx_http_agentgov_store_t *s, json_t *e,
     int64_t now)
 {
-    u_char                    key[NGX_HTTP_AGENTGOV_PIN_KEY];
-    size_t                    klen;
     json_t                   *changed;
+    ngx_uint_t                created;
     ag_str_t                  tool, name;
     ngx_http_agentgov_pin_t  *n;
 
@@ -4487,13 +4493,9 @@ ngx_http_agentgov_state_pin_restore(ngx_http_agentgov_store_t *s, json_t *e,
     name.p = json_string_value(json_object_get(e, "name"));
     name.len = json_string_length(json_object_get(e, "name"));
 
-    n = ngx_http_agentgov_pin_lookup(s, tool, name, key, &klen);
-
+    n = ngx_http_agentgov_pin_obtain(s, tool, name, now, &created);
     if (n == NULL) {
-        n = ngx_http_agentgov_pin_create(s, key, klen, now);
-        if (n == NULL) {
-            return NGX_ERROR;
-        }
+        return NGX_ERROR;
     }
 
     ngx_memcpy(n->pinned, json_string_value(json_object_get(e, "sha256")),
