@@ -48,6 +48,10 @@ use POSIX qw(strftime);
 use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Time::HiRes qw(time sleep);
 
+use FindBin;
+use lib $FindBin::Bin;
+use BenchLib qw(read_file write_file env_int sh free_port wait_port);
+
 my $ROOT   = abs_path(dirname(__FILE__) . '/..');
 my $BUILD  = abs_path($ENV{AGENTGOV_BUILD} // "$ROOT/build");
 my $NGINX  = $ENV{NGINX_BIN} // '/usr/sbin/nginx';
@@ -114,21 +118,6 @@ my $NGX_CONNS  = $NGX_NOFILE - 64;  # worker_connections
 my @started;
 my %perf_pid;          # perf record runs under way (BENCH_HOLDS_PERF)
 
-sub read_file {
-    my ($path) = @_;
-    open my $fh, '<', $path or return undef;
-    local $/;
-    return scalar <$fh>;
-}
-
-sub write_file {
-    my ($path, $content) = @_;
-    open my $fh, '>', $path or die "$path: $!\n";
-    print $fh $content;
-    close $fh or die "$path: $!\n";
-    return $path;
-}
-
 sub children {
     my ($ppid) = @_;
     my @kids;
@@ -177,47 +166,11 @@ END {
 
 # --- helpers ----------------------------------------------------------------------------
 
-sub env_int {
-    my ($name, $default, $min, $max) = @_;
-    my $v = $ENV{$name};
-    return $default unless defined $v && length $v;
-    $v =~ /^[0-9]+$/ && $v >= $min && $v <= $max
-        or die "$name: $v is not a whole number from $min to $max\n";
-    return $v + 0;
-}
-
-sub sh {
-    my ($s) = @_;
-    return $s if $s =~ m{^[\w./=:,+@%-]+$};
-    $s =~ s/'/'\\''/g;
-    return "'$s'";
-}
-
 sub run_ok {
     my (@cmd) = @_;
     my $out = `@{[ join ' ', map { sh($_) } @cmd ]} 2>&1`;
     die "failed ($?): @cmd\n$out" if $?;
     return $out;
-}
-
-sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Listen => 1, Proto => 'tcp')
-        or die "no free port: $!\n";
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
-
-sub wait_port {
-    my ($port) = @_;
-    for (1 .. 400) {
-        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                                      Proto => 'tcp');
-        if ($s) { close $s; return 1; }
-        sleep 0.025;
-    }
-    die "nothing listens on 127.0.0.1:$port\n";
 }
 
 # CPU time of a process, seconds: from schedstat (nanoseconds) when the
